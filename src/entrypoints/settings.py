@@ -1,0 +1,130 @@
+"""Settings from environment variables and `.env` (pydantic-settings).
+
+`DATABASE_URL` and `REDIS_URL` keep their conventional names; everything else is
+prefixed with `COGEP_`. Unset URLs mean: start the embedded servers (local runs and
+tests only; production refuses to start without them).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.model import RetryPolicy
+
+Environment = Literal["development", "production"]
+CeleryPool = Literal["solo", "prefork", "threads"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COGEP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Environment = "development"
+
+    # -- services -------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "COGEP_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "COGEP_REDIS_URL")
+    )
+    data_dir: Path = Path(".cogep")
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+
+    # -- worker fleet -----------------------------------------------------------------
+    celery_pool: CeleryPool | None = None  # default: solo (development), prefork (production)
+    worker_concurrency: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=16, ge=1, le=1000)
+    lease_seconds: float = Field(default=120.0, gt=1)
+    max_attempts: int = Field(default=3, ge=1, le=50)
+    retry_base_delay_s: float = Field(default=5.0, ge=0)
+    retry_max_delay_s: float = Field(default=600.0, ge=0)
+    sweep_interval_s: float = Field(default=10.0, gt=0)
+    drain_seconds: float = Field(default=60.0, gt=0)  # a task claims batches this long
+
+    # -- uploads and parsing limits ---------------------------------------------------
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_text_chars: int = Field(default=5_000_000, ge=1)
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=2)
+    extraction_timeout_s: float = Field(default=60.0, gt=0)
+    extraction_memory_mb: int = Field(default=1024, ge=64)
+    max_pdf_pages: int = Field(default=3000, ge=1)
+    max_unzipped_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    max_zip_ratio: float = Field(default=200.0, gt=1)
+
+    # -- chunking and embeddings ------------------------------------------------------
+    chunk_max_tokens: int = Field(default=256, ge=16, le=510)
+    chunk_overlap_tokens: int = Field(default=32, ge=0)
+    embedding_backend: Literal["local", "openai"] = "local"
+    embedding_threads: int | None = Field(default=None, ge=1)
+    embedding_batch_size: int = Field(default=64, ge=1)
+    embedding_model: str = (
+        "intfloat/multilingual-e5-small"  # name sent to an OpenAI-compatible server
+    )
+    embedding_base_url: str = "http://localhost:11434/v1"
+    embedding_api_key: SecretStr | None = None
+    embedding_dimensions: int | None = None  # ask the server for this dimension (OpenAI v3 models)
+    embedding_query_prefix: str = "query: "
+    embedding_passage_prefix: str = "passage: "
+    embedding_max_batch_tokens: int = Field(default=8192, ge=256)
+    embedding_timeout_s: float = Field(default=60.0, gt=0)
+
+    # -- API --------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = Field(default=1, ge=1)
+    rate_limit_per_minute: int = Field(default=1200, ge=0)  # per API key; 0 disables
+    auth_disabled: bool = False  # development convenience; refused in production
+
+    # -- observability ----------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.environment == "production":
+            if not self.database_url:
+                raise ValueError("DATABASE_URL is required in production")
+            if self.auth_disabled:
+                raise ValueError("COGEP_AUTH_DISABLED cannot be used in production")
+        if self.chunk_overlap_tokens >= self.chunk_max_tokens // 2:
+            raise ValueError("COGEP_CHUNK_OVERLAP_TOKENS must be less than half the chunk size")
+        return self
+
+    @property
+    def effective_redis_url(self) -> str | None:
+        if self.redis_url:
+            return self.redis_url
+        return "redis://redis:6379/0" if self.environment == "production" else None
+
+    @property
+    def effective_pool(self) -> CeleryPool:
+        if self.celery_pool:
+            return self.celery_pool
+        return "prefork" if self.environment == "production" else "solo"
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(base_delay_s=self.retry_base_delay_s, max_delay_s=self.retry_max_delay_s)
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "DATABASE_URL is not set. `cogep-ingest up` starts an embedded server and "
+                "sets it; in production, point it at PostgreSQL 16 with pgvector."
+            )
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        url = self.effective_redis_url
+        if not url:
+            raise RuntimeError("REDIS_URL is not set (`cogep-ingest up` starts one locally)")
+        return url

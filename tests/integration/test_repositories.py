@@ -1,0 +1,315 @@
+"""The SQLAlchemy/pgvector adapters against real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.postgres.orm import UNACCENT_FROM, UNACCENT_TO
+from application.ports import DocumentFilter, UnitOfWorkFactory
+from domain.model import (
+    Chunk,
+    ClaimedJob,
+    Document,
+    DocumentType,
+    IngestionJob,
+    IngestionStatus,
+)
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+NOW = T0 + timedelta(hours=1)  # every job added at T0 + n seconds is ready by then
+
+
+def make_document(n: int = 0, collection: str = "rh", at: datetime = T0) -> Document:
+    return Document(
+        id=uuid.uuid4(),
+        collection=collection,
+        filename=f"lei-{n}.txt",
+        content_type=DocumentType.TEXT,
+        size_bytes=10,
+        sha256=f"{n:064x}",
+        metadata={"orgao": "COGEP", "n": n},
+        created_at=at,
+    )
+
+
+async def add_documents(
+    uow_factory: UnitOfWorkFactory, count: int, start: datetime = T0
+) -> list[tuple[Document, IngestionJob]]:
+    out = []
+    async with uow_factory() as uow:
+        for n in range(count):
+            at = start + timedelta(seconds=n)
+            doc = make_document(n, at=at)
+            job = IngestionJob.new(doc.id, at, max_attempts=3)
+            assert await uow.documents.add(doc, f"conteudo {n}".encode())
+            await uow.jobs.add(job)
+            out.append((doc, job))
+        await uow.commit()
+    return out
+
+
+def vector(seed: float) -> list[float]:
+    return [seed] + [0.0] * 383
+
+
+class TestUnitOfWork:
+    async def test_nothing_is_kept_unless_committed(self, uow_factory: UnitOfWorkFactory) -> None:
+        doc = make_document()
+        async with uow_factory() as uow:
+            await uow.documents.add(doc, b"bytes")
+        async with uow_factory() as uow:
+            assert await uow.documents.get(doc.id) is None
+
+    async def test_an_exception_rolls_back_even_after_writes(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        doc = make_document()
+        with pytest.raises(RuntimeError):
+            async with uow_factory() as uow:
+                await uow.documents.add(doc, b"bytes")
+                raise RuntimeError("boom")
+        async with uow_factory() as uow:
+            assert await uow.documents.get(doc.id) is None
+
+    async def test_committed_work_is_visible_to_the_next_unit(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        [(doc, job)] = await add_documents(uow_factory, 1)
+        async with uow_factory() as uow:
+            stored = await uow.documents.get(doc.id)
+            assert stored == doc
+            assert await uow.documents.content(doc.id) == b"conteudo 0"
+            assert await uow.jobs.get_for_document(doc.id) == job
+
+
+class TestDocuments:
+    async def test_the_same_hash_in_the_same_collection_is_not_added_twice(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        first = make_document(1)
+        twin = make_document(1)
+        async with uow_factory() as uow:
+            assert await uow.documents.add(first, b"a")
+            assert not await uow.documents.add(twin, b"a")
+            assert (await uow.documents.get_by_hash("rh", first.sha256)) == first
+            await uow.commit()
+
+    async def test_delete_removes_bytes_job_and_chunks_in_one_transaction(
+        self, uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
+    ) -> None:
+        [(doc, _)] = await add_documents(uow_factory, 1)
+        async with uow_factory() as uow:
+            await uow.chunks.replace(doc.id, [chunk(doc.id, 0)])
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.documents.delete(doc.id)
+            assert not await uow.documents.delete(uuid.uuid4())
+            await uow.commit()
+        async with clean_db.connect() as conn:
+            for table in ("documents", "document_contents", "ingestion_queue", "chunks"):
+                assert (await conn.execute(text(f"SELECT count(*) FROM ai.{table}"))).scalar() == 0
+
+    async def test_listing_filters_and_pages_with_a_stable_cursor(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        added = await add_documents(uow_factory, 5)
+        async with uow_factory() as uow:
+            job = await uow.jobs.get(added[1][1].id)
+            assert job is not None
+            later = T0 + timedelta(minutes=1)
+            job.claim("w", later, timedelta(minutes=1))
+            job.complete(later)
+            await uow.jobs.save(job)
+            await uow.commit()
+        seen: list[uuid.UUID] = []
+        after = None
+        async with uow_factory() as uow:
+            while True:
+                page = await uow.documents.list(DocumentFilter(limit=2, after=after))
+                if not page:
+                    break
+                seen += [v.document.id for v in page]
+                last = page[-1].document
+                after = (last.created_at, last.id)
+            completed = await uow.documents.list(DocumentFilter(status=IngestionStatus.COMPLETED))
+            other = await uow.documents.list(DocumentFilter(collection="nope"))
+        assert seen == [d.id for d, _ in reversed(added)]
+        assert [v.document.id for v in completed] == [added[1][0].id]
+        assert completed[0].job is not None and completed[0].job.status is IngestionStatus.COMPLETED
+        assert other == []
+
+
+class TestQueue:
+    async def test_claims_take_the_oldest_ready_jobs_and_mark_them_processing(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        added = await add_documents(uow_factory, 4)
+        async with uow_factory() as uow:
+            claims = await uow.jobs.claim(batch_size=3, worker_id="w1:t", lease_seconds=60, now=NOW)
+            await uow.commit()
+        assert [c.job_id for c in claims] == [j.id for _, j in added[:3]]
+        async with uow_factory() as uow:
+            job = await uow.jobs.get(claims[0].job_id)
+        assert job is not None
+        assert job.status is IngestionStatus.PROCESSING
+        assert job.attempts == 1 and job.locked_by == "w1:t"
+        assert job.locked_until == NOW + timedelta(seconds=60)
+
+    async def test_concurrent_claims_skip_each_others_rows(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        await add_documents(uow_factory, 6)
+        async with uow_factory() as first, uow_factory() as second:
+            a = await first.jobs.claim(batch_size=4, worker_id="a", lease_seconds=60, now=NOW)
+            # `first` still holds its row locks: SKIP LOCKED must hand `second` the others
+            b = await second.jobs.claim(batch_size=4, worker_id="b", lease_seconds=60, now=NOW)
+            await first.commit()
+            await second.commit()
+        assert len(a) == 4 and len(b) == 2
+        assert not {c.job_id for c in a} & {c.job_id for c in b}
+
+    async def test_a_job_waiting_for_its_retry_time_is_not_claimed_early(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        [(_, job)] = await add_documents(uow_factory, 1)
+        async with uow_factory() as uow:
+            stored = await uow.jobs.get(job.id)
+            assert stored is not None
+            stored.next_attempt_at = T0 + timedelta(minutes=5)
+            await uow.jobs.save(stored)
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.jobs.claim(batch_size=5, worker_id="w", lease_seconds=60, now=T0) == []
+            assert await uow.jobs.count_ready(T0) == 0
+            assert await uow.jobs.count_ready(T0 + timedelta(minutes=5)) == 1
+            later = await uow.jobs.claim(
+                batch_size=5, worker_id="w", lease_seconds=60, now=T0 + timedelta(minutes=5)
+            )
+        assert [c.job_id for c in later] == [job.id]
+
+    async def test_only_the_lease_holder_renews_and_expired_leases_are_found(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        await add_documents(uow_factory, 2)
+        async with uow_factory() as uow:
+            claims = await uow.jobs.claim(batch_size=2, worker_id="w1", lease_seconds=10, now=NOW)
+            await uow.commit()
+        impostor = [ClaimedJob(c.job_id, c.document_id, 1, 3, "w2") for c in claims]
+        later = NOW + timedelta(seconds=8)
+        async with uow_factory() as uow:
+            assert await uow.jobs.renew_leases(impostor, 60, later) == 0
+            assert await uow.jobs.renew_leases(claims[:1], 60, later) == 1
+            await uow.commit()
+        async with uow_factory() as uow:
+            expired = await uow.jobs.expired(NOW + timedelta(seconds=11), limit=10)
+        assert [j.id for j in expired] == [claims[1].job_id]
+
+    async def test_counts_by_status_and_oldest_pending(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        await add_documents(uow_factory, 3)
+        async with uow_factory() as uow:
+            await uow.jobs.claim(batch_size=1, worker_id="w", lease_seconds=60, now=NOW)
+            await uow.commit()
+        async with uow_factory() as uow:
+            counts = await uow.jobs.counts_by_status()
+            oldest = await uow.jobs.oldest_pending_created_at()
+        assert counts[IngestionStatus.PENDING] == 2
+        assert counts[IngestionStatus.PROCESSING] == 1
+        assert counts[IngestionStatus.COMPLETED] == 0
+        assert oldest == T0 + timedelta(seconds=1)
+
+
+def chunk(document_id: uuid.UUID, position: int, body: str = "texto", seed: float = 1.0) -> Chunk:
+    return Chunk(
+        document_id=document_id,
+        position=position,
+        text=body,
+        token_count=len(body.split()),
+        heading="Capítulo I",
+        embedding=vector(seed),
+        model_name="multilingual-e5-small",
+        embedding_dim=384,
+    )
+
+
+class TestChunks:
+    async def test_replacing_twice_leaves_exactly_one_chunk_set(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        [(doc, _)] = await add_documents(uow_factory, 1)
+        for bodies in (["a", "b", "c"], ["x", "y"]):
+            async with uow_factory() as uow:
+                await uow.chunks.replace(
+                    doc.id, [chunk(doc.id, i, b) for i, b in enumerate(bodies)]
+                )
+                await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.chunks.count(doc.id) == 2
+            assert await uow.chunks.models() == {("multilingual-e5-small", 384): 2}
+
+    async def test_vectors_round_trip_and_rank_by_cosine(
+        self, uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
+    ) -> None:
+        [(doc, _)] = await add_documents(uow_factory, 1)
+        near = [1.0, 0.1] + [0.0] * 382
+        far = [0.0, 1.0] + [0.0] * 382
+        async with uow_factory() as uow:
+            await uow.chunks.replace(
+                doc.id,
+                [
+                    Chunk(doc.id, 0, "perto", 1, None, near, "m", 384),
+                    Chunk(doc.id, 1, "longe", 1, None, far, "m", 384),
+                ],
+            )
+            await uow.commit()
+        async with clean_db.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT text FROM ai.chunks ORDER BY embedding <=> CAST(:q AS vector) "
+                        ),
+                        {"q": str([1.0, 0.0] + [0.0] * 382)},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert rows == ["perto", "longe"]
+
+    async def test_full_text_search_is_portuguese_and_ignores_accents(
+        self, uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
+    ) -> None:
+        [(doc, _)] = await add_documents(uow_factory, 1)
+        async with uow_factory() as uow:
+            await uow.chunks.replace(
+                doc.id,
+                [
+                    chunk(doc.id, 0, "O servidor tem direito a FÉRIAS anuais remuneradas."),
+                    chunk(doc.id, 1, "Licença para capacitação profissional."),
+                ],
+            )
+            await uow.commit()
+        query = text(
+            "SELECT text FROM ai.chunks WHERE search_vector @@ websearch_to_tsquery("
+            "'portuguese', translate(:q, :src, :dst))"
+        )
+        async with clean_db.connect() as conn:
+            for q, expected in (
+                ("ferias", 0),
+                ("férias remuneradas", 0),
+                ("licenca capacitacao", 1),
+            ):
+                rows = (
+                    (await conn.execute(query, {"q": q, "src": UNACCENT_FROM, "dst": UNACCENT_TO}))
+                    .scalars()
+                    .all()
+                )
+                assert len(rows) == 1, q
+                assert ("FÉRIAS" in rows[0]) == (expected == 0)

@@ -1,0 +1,320 @@
+"""Hand-written in-memory fakes of the ports, for unit tests of the use cases.
+
+They follow the ports' contracts (transactions roll back unless committed, claims
+skip jobs that are not ready, leases fence writes) so the use cases can be tested
+without a database. The real adapters are tested against real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from application.ports import DocumentFilter, DocumentView
+from domain.errors import DomainError
+from domain.model import (
+    Chunk,
+    ChunkDraft,
+    ClaimedJob,
+    Document,
+    DocumentType,
+    ExtractedDocument,
+    IngestionJob,
+    IngestionStatus,
+    Stage,
+)
+
+
+class FakeClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@dataclass
+class Store:
+    """The 'database' the fake unit of work commits into."""
+
+    documents: dict[uuid.UUID, Document] = field(default_factory=dict)
+    contents: dict[uuid.UUID, bytes] = field(default_factory=dict)
+    jobs: dict[uuid.UUID, IngestionJob] = field(default_factory=dict)
+    chunks: dict[uuid.UUID, list[Chunk]] = field(default_factory=dict)
+    commits: int = 0
+
+
+class FakeDocuments:
+    def __init__(self, state: Store) -> None:
+        self.s = state
+
+    async def add(self, document: Document, content: bytes) -> bool:
+        if any(
+            d.collection == document.collection and d.sha256 == document.sha256
+            for d in self.s.documents.values()
+        ):
+            return False
+        self.s.documents[document.id] = document
+        self.s.contents[document.id] = content
+        return True
+
+    async def get(self, document_id: uuid.UUID) -> Document | None:
+        return self.s.documents.get(document_id)
+
+    async def get_many(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Document]:
+        return {i: self.s.documents[i] for i in document_ids if i in self.s.documents}
+
+    async def get_by_hash(self, collection: str, sha256: str) -> Document | None:
+        for d in self.s.documents.values():
+            if d.collection == collection and d.sha256 == sha256:
+                return d
+        return None
+
+    async def content(self, document_id: uuid.UUID) -> bytes | None:
+        return self.s.contents.get(document_id)
+
+    async def contents(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+        return {i: self.s.contents[i] for i in document_ids if i in self.s.contents}
+
+    async def set_chunk_count(self, document_id: uuid.UUID, count: int) -> None:
+        self.s.documents[document_id].chunk_count = count
+
+    async def delete(self, document_id: uuid.UUID) -> bool:
+        if document_id not in self.s.documents:
+            return False
+        del self.s.documents[document_id]
+        self.s.contents.pop(document_id, None)
+        self.s.chunks.pop(document_id, None)
+        for job_id in [j.id for j in self.s.jobs.values() if j.document_id == document_id]:
+            del self.s.jobs[job_id]
+        return True
+
+    async def list(self, flt: DocumentFilter) -> list[DocumentView]:
+        views = []
+        for d in sorted(
+            self.s.documents.values(), key=lambda d: (d.created_at, d.id), reverse=True
+        ):
+            job = next((j for j in self.s.jobs.values() if j.document_id == d.id), None)
+            if flt.collection and d.collection != flt.collection:
+                continue
+            if flt.status and (job is None or job.status != flt.status):
+                continue
+            if flt.after and (d.created_at, d.id) >= flt.after:
+                continue
+            views.append(DocumentView(d, job))
+        return views[: flt.limit]
+
+
+class FakeJobs:
+    def __init__(self, state: Store) -> None:
+        self.s = state
+
+    async def add(self, job: IngestionJob) -> None:
+        self.s.jobs[job.id] = job
+
+    async def get(self, job_id: uuid.UUID) -> IngestionJob | None:
+        return self.s.jobs.get(job_id)
+
+    async def get_for_document(self, document_id: uuid.UUID) -> IngestionJob | None:
+        return next((j for j in self.s.jobs.values() if j.document_id == document_id), None)
+
+    async def lock(self, job_id: uuid.UUID) -> IngestionJob | None:
+        return self.s.jobs.get(job_id)
+
+    async def save(self, job: IngestionJob) -> None:
+        self.s.jobs[job.id] = job
+
+    async def claim(
+        self, *, batch_size: int, worker_id: str, lease_seconds: float, now: datetime
+    ) -> list[ClaimedJob]:
+        ready = sorted(
+            (j for j in self.s.jobs.values() if j.is_claimable(now)), key=lambda j: j.created_at
+        )[:batch_size]
+        claims = []
+        for job in ready:
+            job.claim(worker_id, now, timedelta(seconds=lease_seconds))
+            claims.append(
+                ClaimedJob(job.id, job.document_id, job.attempts, job.max_attempts, worker_id)
+            )
+        return claims
+
+    async def renew_leases(
+        self, claims: Sequence[ClaimedJob], lease_seconds: float, now: datetime
+    ) -> int:
+        n = 0
+        for c in claims:
+            job = self.s.jobs.get(c.job_id)
+            if job is not None and job.holds_lease(c.lease_token):
+                job.locked_until = now + timedelta(seconds=lease_seconds)
+                n += 1
+        return n
+
+    async def set_stage(self, claims: Sequence[ClaimedJob], stage: Stage, now: datetime) -> None:
+        for c in claims:
+            job = self.s.jobs.get(c.job_id)
+            if job is not None and job.holds_lease(c.lease_token):
+                job.advance(stage, now)
+
+    async def expired(self, now: datetime, limit: int) -> list[IngestionJob]:
+        return [
+            j
+            for j in self.s.jobs.values()
+            if j.status is IngestionStatus.PROCESSING
+            and j.locked_until is not None
+            and j.locked_until < now
+        ][:limit]
+
+    async def count_ready(self, now: datetime) -> int:
+        return sum(1 for j in self.s.jobs.values() if j.is_claimable(now))
+
+    async def counts_by_status(self) -> Mapping[IngestionStatus, int]:
+        counts = dict.fromkeys(IngestionStatus, 0)
+        for j in self.s.jobs.values():
+            counts[j.status] += 1
+        return counts
+
+    async def oldest_pending_created_at(self) -> datetime | None:
+        pending = [
+            j.created_at for j in self.s.jobs.values() if j.status is IngestionStatus.PENDING
+        ]
+        return min(pending) if pending else None
+
+    async def list(
+        self, status: IngestionStatus | None, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[IngestionJob]:
+        rows = sorted(self.s.jobs.values(), key=lambda j: (j.created_at, j.id), reverse=True)
+        rows = [j for j in rows if status is None or j.status is status]
+        rows = [j for j in rows if after is None or (j.created_at, j.id) < after]
+        return rows[:limit]
+
+
+class FakeChunks:
+    def __init__(self, state: Store) -> None:
+        self.s = state
+
+    async def replace(self, document_id: uuid.UUID, chunks: Sequence[Chunk]) -> None:
+        self.s.chunks[document_id] = list(chunks)
+
+    async def count(self, document_id: uuid.UUID) -> int:
+        return len(self.s.chunks.get(document_id, []))
+
+    async def models(self) -> Mapping[tuple[str, int], int]:
+        out: dict[tuple[str, int], int] = {}
+        for chunks in self.s.chunks.values():
+            for c in chunks:
+                out[(c.model_name, c.embedding_dim)] = (
+                    out.get((c.model_name, c.embedding_dim), 0) + 1
+                )
+        return out
+
+
+class FakeUnitOfWork:
+    """Works on a deep copy of the store; commit publishes it, anything else discards it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.committed = False
+
+    async def __aenter__(self) -> Self:
+        self._work = copy.deepcopy(self.store)
+        self.documents = FakeDocuments(self._work)
+        self.jobs = FakeJobs(self._work)
+        self.chunks = FakeChunks(self._work)
+        self.committed = False
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._work = Store()
+
+    async def commit(self) -> None:
+        commits = self.store.commits + 1
+        self.store.__dict__.update(copy.deepcopy(self._work).__dict__)
+        self.store.commits = commits
+        self.committed = True
+
+    async def rollback(self) -> None:
+        self._work = copy.deepcopy(self.store)
+
+
+class FakeQueue:
+    def __init__(self, backlog: int | None = 0) -> None:
+        self.rings = 0
+        self._backlog = backlog
+
+    async def ring(self) -> None:
+        self.rings += 1
+
+    async def backlog(self) -> int | None:
+        return self._backlog
+
+
+class FakeExtractor:
+    """Decodes bytes as UTF-8 paragraphs; raises what it is told to for chosen payloads."""
+
+    def __init__(self, failures: Mapping[bytes, DomainError] | None = None) -> None:
+        self.failures = dict(failures or {})
+        self.calls = 0
+
+    async def extract(self, data: bytes, document_type: DocumentType) -> ExtractedDocument:
+        from domain.model import Block, BlockKind
+
+        self.calls += 1
+        if data in self.failures:
+            raise self.failures[data]
+        text = data.decode("utf-8")
+        return ExtractedDocument(
+            blocks=[Block(BlockKind.PARAGRAPH, p) for p in text.split("\n\n") if p.strip()]
+        )
+
+
+class FakeChunker:
+    """One chunk per block; 'tokens' are words."""
+
+    def chunk(self, document: ExtractedDocument) -> list[ChunkDraft]:
+        return [
+            ChunkDraft(position=i, text=b.text, token_count=len(b.text.split()))
+            for i, b in enumerate(document.blocks)
+        ]
+
+
+class FakeEmbedder:
+    """Deterministic 4-dimensional vectors; can be told to fail a number of times."""
+
+    def __init__(self, fail_times: int = 0, error: Exception | None = None) -> None:
+        self.calls: list[int] = []
+        self.fail_times = fail_times
+        self.error = error
+
+    @property
+    def model_name(self) -> str:
+        return "fake-embedder"
+
+    @property
+    def dimension(self) -> int:
+        return 4
+
+    def _vector(self, text: str) -> list[float]:
+        return [float(len(text)), float(text.count(" ")), 1.0, 0.0]
+
+    async def embed_passages(self, texts: Sequence[str]) -> list[Sequence[float]]:
+        self.calls.append(len(texts))
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            raise self.error or RuntimeError("embedding server unavailable")
+        return [self._vector(t) for t in texts]
+
+    async def embed_query(self, text: str) -> Sequence[float]:
+        return self._vector(text)

@@ -1,0 +1,168 @@
+"""ProcessBatch: claim, extract, chunk, embed across documents, store fenced by the lease."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from application.use_cases.enqueue_document import (
+    EnqueueDocument,
+    EnqueueDocumentHandler,
+    UploadLimits,
+)
+from application.use_cases.process_batch import (
+    ProcessBatch,
+    ProcessBatchHandler,
+    ProcessingSettings,
+)
+from domain.errors import CorruptDocument, EmbeddingUnavailable
+from domain.model import IngestionStatus, RetryPolicy
+from tests.unit.fakes import (
+    FakeChunker,
+    FakeClock,
+    FakeEmbedder,
+    FakeExtractor,
+    FakeQueue,
+    FakeUnitOfWork,
+    Store,
+)
+
+SETTINGS = ProcessingSettings(
+    lease_seconds=60, retry_policy=RetryPolicy(base_delay_s=5, jitter=0), embed_batch_size=3
+)
+
+
+async def enqueue(store: Store, clock: FakeClock, *texts: bytes) -> list[uuid.UUID]:
+    handler = EnqueueDocumentHandler(FakeQueue(), clock, UploadLimits(10_000), max_attempts=2)
+    ids = []
+    for t in texts:
+        result = await handler(EnqueueDocument(t, "doc.txt"), FakeUnitOfWork(store))
+        ids.append(result.document.id)
+        clock.advance(1)
+    return ids
+
+
+def make_handler(
+    store: Store,
+    clock: FakeClock,
+    extractor: FakeExtractor | None = None,
+    embedder: FakeEmbedder | None = None,
+) -> ProcessBatchHandler:
+    return ProcessBatchHandler(
+        uow_factory=lambda: FakeUnitOfWork(store),
+        extractor=extractor or FakeExtractor(),
+        chunker=FakeChunker(),
+        embedder=embedder or FakeEmbedder(),
+        clock=clock,
+        settings=SETTINGS,
+    )
+
+
+def status_of(store: Store, document_id: uuid.UUID) -> IngestionStatus:
+    return next(j for j in store.jobs.values() if j.document_id == document_id).status
+
+
+async def test_a_batch_ends_with_every_document_completed_and_its_chunks_stored() -> None:
+    store, clock = Store(), FakeClock()
+    ids = await enqueue(store, clock, b"um\n\ndois\n\ntres", b"quatro\n\ncinco")
+    report = await make_handler(store, clock)(ProcessBatch(batch_size=10, worker_id="w1"))
+    assert (report.claimed, report.completed, report.failed) == (2, 2, 0)
+    assert [c.text for c in store.chunks[ids[0]]] == ["um", "dois", "tres"]
+    assert [c.text for c in store.chunks[ids[1]]] == ["quatro", "cinco"]
+    assert all(
+        c.model_name == "fake-embedder" and c.embedding_dim == 4 for c in store.chunks[ids[0]]
+    )
+    assert store.documents[ids[0]].chunk_count == 3
+    assert all(status_of(store, i) is IngestionStatus.COMPLETED for i in ids)
+
+
+async def test_texts_of_several_documents_share_embedding_batches() -> None:
+    store, clock = Store(), FakeClock()
+    await enqueue(store, clock, b"a\n\nb", b"c\n\nd", b"e")
+    embedder = FakeEmbedder()
+    await make_handler(store, clock, embedder=embedder)(ProcessBatch(10, "w1"))
+    assert embedder.calls == [3, 2]  # batch size 3 across documents, not one call per document
+
+
+async def test_the_batch_size_limits_the_claim_oldest_first() -> None:
+    store, clock = Store(), FakeClock()
+    ids = await enqueue(store, clock, b"first", b"second", b"third")
+    report = await make_handler(store, clock)(ProcessBatch(batch_size=2, worker_id="w1"))
+    assert report.claimed == 2
+    assert status_of(store, ids[2]) is IngestionStatus.PENDING
+    assert status_of(store, ids[0]) is IngestionStatus.COMPLETED
+
+
+async def test_a_bad_document_fails_alone_with_its_reason() -> None:
+    store, clock = Store(), FakeClock()
+    ids = await enqueue(store, clock, b"good one", b"poison", b"good two")
+    extractor = FakeExtractor(
+        {b"poison": CorruptDocument("the PDF cross-reference table is broken")}
+    )
+    report = await make_handler(store, clock, extractor=extractor)(ProcessBatch(10, "w1"))
+    assert (report.completed, report.failed) == (2, 1)
+    job = next(j for j in store.jobs.values() if j.document_id == ids[1])
+    assert job.status is IngestionStatus.FAILED
+    assert job.last_error == "extracting: the PDF cross-reference table is broken"
+    assert ids[1] not in store.chunks
+
+
+async def test_an_embedding_outage_schedules_retries_then_completes() -> None:
+    store, clock = Store(), FakeClock()
+    ids = await enqueue(store, clock, b"texto")
+    embedder = FakeEmbedder(fail_times=1, error=EmbeddingUnavailable("503 from server"))
+    handler = make_handler(store, clock, embedder=embedder)
+    report = await handler(ProcessBatch(10, "w1"))
+    assert report.retried == 1
+    job = next(iter(store.jobs.values()))
+    assert job.status is IngestionStatus.PENDING and "503 from server" in (job.last_error or "")
+    # not before the backoff has passed
+    assert (await handler(ProcessBatch(10, "w1"))).claimed == 0
+    clock.advance(5)
+    report = await handler(ProcessBatch(10, "w1"))
+    assert report.completed == 1
+    assert status_of(store, ids[0]) is IngestionStatus.COMPLETED
+
+
+async def test_a_document_with_no_text_fails_with_a_clear_reason() -> None:
+    store, clock = Store(), FakeClock()
+    await enqueue(store, clock, b"   \n\n  ")
+    await make_handler(store, clock)(ProcessBatch(10, "w1"))
+    job = next(iter(store.jobs.values()))
+    assert job.status is IngestionStatus.FAILED
+    assert "no text could be extracted" in (job.last_error or "")
+
+
+async def test_a_worker_that_lost_its_lease_writes_nothing() -> None:
+    store, clock = Store(), FakeClock()
+    ids = await enqueue(store, clock, b"texto longo")
+
+    class StealingEmbedder(FakeEmbedder):
+        """While 'embedding', the lease expires and another worker takes the job."""
+
+        async def embed_passages(self, texts):  # type: ignore[no-untyped-def]
+            job = next(iter(store.jobs.values()))
+            job.locked_by = "another-worker:xyz"
+            return await super().embed_passages(texts)
+
+    report = await make_handler(store, clock, embedder=StealingEmbedder())(ProcessBatch(10, "w1"))
+    assert report.lost == 1 and report.completed == 0
+    assert ids[0] not in store.chunks
+
+
+async def test_processing_twice_leaves_exactly_one_chunk_set() -> None:
+    store, clock = Store(), FakeClock()
+    ids = await enqueue(store, clock, b"a\n\nb")
+    handler = make_handler(store, clock)
+    await handler(ProcessBatch(10, "w1"))
+    job = next(iter(store.jobs.values()))
+    job.requeue(clock.now())
+    await handler(ProcessBatch(10, "w1"))
+    assert [c.position for c in store.chunks[ids[0]]] == [0, 1]
+
+
+@pytest.mark.parametrize("batch_size", [1, 5])
+async def test_an_empty_queue_claims_nothing(batch_size: int) -> None:
+    report = await make_handler(Store(), FakeClock())(ProcessBatch(batch_size, "w1"))
+    assert report.claimed == 0
