@@ -11,7 +11,6 @@ import pgvector.sqlalchemy
 import sqlalchemy as sa
 from alembic import op
 ${imports if imports else ""}
-import domain.model
 
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}

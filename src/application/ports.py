@@ -13,6 +13,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from domain.api_keys import ApiKey
 from domain.model import (
     Chunk,
     ChunkDraft,
@@ -84,6 +85,8 @@ class JobRepository(Protocol):
         """Load the job holding its row lock until the unit of work ends."""
         ...
 
+    async def lock_for_document(self, document_id: uuid.UUID) -> IngestionJob | None: ...
+
     async def save(self, job: IngestionJob) -> None: ...
 
     async def claim(
@@ -129,12 +132,44 @@ class ChunkRepository(Protocol):
         ...
 
 
+class ApiKeyRepository(Protocol):
+    async def add(self, key: ApiKey) -> None: ...
+
+    async def get_by_prefix(self, prefix: str) -> ApiKey | None: ...
+
+    async def list(self) -> list[ApiKey]: ...
+
+    async def revoke(self, key_id: uuid.UUID, now: datetime) -> bool: ...
+
+    async def touch(self, key_id: uuid.UUID, now: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    client_id: str
+    key: str
+    request_fingerprint: str
+    document_id: uuid.UUID
+
+
+class IdempotencyRepository(Protocol):
+    async def get(self, client_id: str, key: str) -> IdempotencyRecord | None: ...
+
+    async def add(self, record: IdempotencyRecord) -> bool:
+        """False when (client_id, key) is already taken."""
+        ...
+
+    async def purge_older_than(self, when: datetime) -> int: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories: rolls back unless committed."""
 
     documents: DocumentRepository
     jobs: JobRepository
     chunks: ChunkRepository
+    api_keys: ApiKeyRepository
+    idempotency: IdempotencyRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -162,6 +197,20 @@ class JobQueue(Protocol):
 
     async def backlog(self) -> int | None:
         """Doorbell messages waiting in the broker; None when the broker cannot say."""
+        ...
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after_s: float
+
+
+class RateLimiter(Protocol):
+    async def hit(self, client_id: str, per_minute: int) -> RateDecision:
+        """Count one request; never raises (an unreachable store allows the request)."""
         ...
 
 

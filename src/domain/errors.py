@@ -44,6 +44,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class IdempotencyKeyReused(DomainError):
+    """The same Idempotency-Key came back with a different request."""
+
+    code = "idempotency_key_reused"
+
+
 class RejectedDocument(DomainError):
     """The upload is refused before anything is stored."""
 

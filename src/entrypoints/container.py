@@ -12,8 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from adapters.clock import SystemClock
 from adapters.postgres.database import create_engine, session_factory
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
+from adapters.queue.celery_doorbell import CeleryDoorbell, CoalescingDoorbell
+from adapters.ratelimit import RedisRateLimiter
 from application.ports import UnitOfWorkFactory
+from application.use_cases.api_keys import ApiKeys, Authenticator
+from application.use_cases.documents import Documents
+from application.use_cases.enqueue_document import EnqueueDocumentHandler, UploadLimits
+from application.use_cases.jobs import Jobs
+from application.use_cases.stats import GetStats
 from entrypoints.settings import Settings
+from entrypoints.worker.celery_app import PROCESS_BATCH, QUEUE, create_celery_app
 
 
 def _uow_factory(sessions: async_sessionmaker[AsyncSession]) -> UnitOfWorkFactory:
@@ -47,6 +55,40 @@ class Container(containers.DeclarativeContainer):
         max_overflow=2,
         statement_timeout_ms=settings.provided.db_statement_timeout_ms,
     )
+
+    # -- broker ---------------------------------------------------------------------
+    redis_url = providers.Callable(lambda s: s.require_redis_url(), settings)
+    celery_app = providers.Singleton(create_celery_app, settings)
+    doorbell = providers.Singleton(
+        CeleryDoorbell,
+        celery_app=celery_app,
+        task_name=PROCESS_BATCH,
+        queue=QUEUE,
+        batch_size=settings.provided.batch_size,
+        redis_url=redis_url,
+    )
+    # the API coalesces doorbells: many uploads, few messages, never on the request path
+    api_doorbell = providers.Singleton(CoalescingDoorbell, inner=doorbell)
+    rate_limiter = providers.Singleton(RedisRateLimiter, redis_url=redis_url)
+
+    # -- use cases ------------------------------------------------------------------
+    upload_limits = providers.Singleton(
+        UploadLimits,
+        max_bytes=settings.provided.max_upload_bytes,
+        max_metadata_bytes=settings.provided.max_metadata_bytes,
+    )
+    enqueue_document = providers.Singleton(
+        EnqueueDocumentHandler,
+        queue=api_doorbell,
+        clock=clock,
+        limits=upload_limits,
+        max_attempts=settings.provided.max_attempts,
+    )
+    documents = providers.Singleton(Documents, queue=api_doorbell, clock=clock)
+    jobs = providers.Singleton(Jobs, queue=api_doorbell, clock=clock)
+    get_stats = providers.Singleton(GetStats, clock=clock)
+    api_keys = providers.Singleton(ApiKeys, uow_factory=uow_factory, clock=clock)
+    authenticator = providers.Singleton(Authenticator, uow_factory=uow_factory, clock=clock)
 
 
 def build_container(settings: Settings | None = None) -> Container:

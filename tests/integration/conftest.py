@@ -8,13 +8,20 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
+import redis.asyncio as aioredis
+from dependency_injector import providers
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import create_engine, session_factory
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from application.ports import UnitOfWorkFactory
+from application.use_cases.api_keys import Authenticator
+from entrypoints.api.app import create_app
+from entrypoints.container import Container, build_container
+from entrypoints.settings import Settings
 from tests.integration.services import Services, provide_services, unique_database_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +102,71 @@ async def clean_db(engine: AsyncEngine) -> AsyncEngine:
 def uow_factory(clean_db: AsyncEngine) -> UnitOfWorkFactory:
     sessions = session_factory(clean_db)
     return lambda: SqlAlchemyUnitOfWork(sessions)
+
+
+# -- the API over real services --------------------------------------------------------
+
+
+def make_settings(database_url: str, redis_url: str, **overrides: object) -> Settings:
+    base: dict[str, object] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "max_upload_bytes": 200_000,
+        "rate_limit_per_minute": 100_000,
+        "batch_size": 8,
+        "data_dir": "/tmp/cogep-test-data",
+    }
+    base.update(overrides)
+    return Settings(_env_file=None, **base)  # type: ignore[call-arg, arg-type]
+
+
+@pytest.fixture
+def settings(database_url: str, services: Services) -> Settings:
+    return make_settings(database_url, services.redis_url)
+
+
+@pytest.fixture
+async def container(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[Container]:
+    c = build_container(settings)
+    # revocations must show at once in tests (production caches answers for 30 s)
+    c.authenticator.override(providers.Singleton(Authenticator, c.uow_factory, c.clock, ttl_s=0.0))
+    yield c
+    await c.api_doorbell().close()
+    await c.engine().dispose()
+    c.unwire()
+
+
+@pytest.fixture
+async def redis_client(services: Services) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(services.redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(
+    container: Container, redis_client: aioredis.Redis
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(container)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def keys(container: Container) -> dict[str, str]:
+    api_keys = container.api_keys()
+    out = {}
+    for name, scopes in {
+        "admin": ["admin"],
+        "ingest": ["ingest"],
+        "read": ["read"],
+        "ingest_read": ["ingest", "read"],
+    }.items():
+        out[name] = (await api_keys.create(name, scopes)).plaintext
+    return out
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -40,7 +40,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from domain.model import IngestionStatus
@@ -183,3 +183,35 @@ class ChunkRow(Base):
         Index("ix_chunks_search_vector", "search_vector", postgresql_using="gin"),
         Index("ix_chunks_model_name_embedding_dim", "model_name", "embedding_dim"),
     )
+
+
+class ApiKeyRow(Base):
+    """API keys: only a SHA-256 of the secret is stored; the public prefix finds the row."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False, unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(20)), nullable=False)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(_tz())
+    revoked_at: Mapped[datetime | None] = mapped_column(_tz())
+
+
+class IdempotencyKeyRow(Base):
+    """Idempotency-Key replays: the same key from the same client gets the same document."""
+
+    __tablename__ = "idempotency_keys"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
+
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)

@@ -8,11 +8,19 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.postgres.repositories import (
+    SqlAlchemyApiKeyRepository,
     SqlAlchemyChunkRepository,
     SqlAlchemyDocumentRepository,
+    SqlAlchemyIdempotencyRepository,
     SqlAlchemyJobRepository,
 )
-from application.ports import ChunkRepository, DocumentRepository, JobRepository
+from application.ports import (
+    ApiKeyRepository,
+    ChunkRepository,
+    DocumentRepository,
+    IdempotencyRepository,
+    JobRepository,
+)
 
 
 class SqlAlchemyUnitOfWork:
@@ -22,6 +30,8 @@ class SqlAlchemyUnitOfWork:
     documents: DocumentRepository
     jobs: JobRepository
     chunks: ChunkRepository
+    api_keys: ApiKeyRepository
+    idempotency: IdempotencyRepository
 
     def __init__(
         self,
@@ -50,6 +60,8 @@ class SqlAlchemyUnitOfWork:
         self.documents = SqlAlchemyDocumentRepository(self._session)
         self.jobs = SqlAlchemyJobRepository(self._session)
         self.chunks = SqlAlchemyChunkRepository(self._session)
+        self.api_keys = SqlAlchemyApiKeyRepository(self._session)
+        self.idempotency = SqlAlchemyIdempotencyRepository(self._session)
         return self
 
     async def __aexit__(

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from application.ports import Clock, JobQueue, UnitOfWork
+from application.ports import Clock, IdempotencyRecord, JobQueue, UnitOfWork
 from domain.detection import detect
-from domain.errors import DocumentTooLarge, InvalidInput
+from domain.errors import DocumentTooLarge, IdempotencyKeyReused, InvalidInput
 from domain.model import Document, IngestionJob, validate_collection
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ class EnqueueDocument:
     declared_type: str | None = None
     collection: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    client_id: str = "anonymous"  # the API key's id: Idempotency-Keys are per client
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class EnqueueResult:
     document: Document
     job: IngestionJob
     created: bool  # False: the same content was already in this collection
+    replayed: bool = False  # answered from an earlier request with the same Idempotency-Key
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,16 @@ class EnqueueDocumentHandler:
             created_at=now,
         )
         job = IngestionJob.new(document.id, now, self.max_attempts)
+        fingerprint = _fingerprint(collection, sha256, detection.document_type.value, metadata)
         async with uow:
+            if cmd.idempotency_key:
+                replay = await self._replay(cmd, fingerprint, uow)
+                if replay is not None:
+                    return replay
             created = await uow.documents.add(document, cmd.data)
             if created:
                 await uow.jobs.add(job)
-                await uow.commit()
+                result = EnqueueResult(document, job, created=True)
             else:
                 existing = await uow.documents.get_by_hash(collection, sha256)
                 existing_job = (
@@ -100,7 +108,40 @@ class EnqueueDocumentHandler:
                 )
                 if existing is None or existing_job is None:  # deleted in between: rare
                     raise InvalidInput("the same document is being deleted; try again")
-                return EnqueueResult(existing, existing_job, created=False)
-        # The row is the truth; the doorbell only saves the sweeper a few seconds.
-        await self.queue.ring()
-        return EnqueueResult(document, job, created=True)
+                result = EnqueueResult(existing, existing_job, created=False)
+            if cmd.idempotency_key:
+                record = IdempotencyRecord(
+                    cmd.client_id, cmd.idempotency_key, fingerprint, result.document.id
+                )
+                if not await uow.idempotency.add(record):  # a concurrent twin won the key
+                    replay = await self._replay(cmd, fingerprint, uow)
+                    if replay is None:
+                        raise IdempotencyKeyReused("the Idempotency-Key is being used; retry")
+                    return replay
+            await uow.commit()
+        if result.created:
+            # The row is the truth; the doorbell only saves the sweeper a few seconds.
+            await self.queue.ring()
+        return result
+
+    async def _replay(
+        self, cmd: EnqueueDocument, fingerprint: str, uow: UnitOfWork
+    ) -> EnqueueResult | None:
+        assert cmd.idempotency_key is not None
+        record = await uow.idempotency.get(cmd.client_id, cmd.idempotency_key)
+        if record is None:
+            return None
+        if record.request_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request"
+            )
+        doc = await uow.documents.get(record.document_id)
+        job = await uow.jobs.get_for_document(record.document_id)
+        if doc is None or job is None:
+            raise IdempotencyKeyReused("the document of this Idempotency-Key was deleted")
+        return EnqueueResult(doc, job, created=False, replayed=True)
+
+
+def _fingerprint(collection: str, sha256: str, doc_type: str, metadata: dict[str, Any]) -> str:
+    body = orjson.dumps([collection, sha256, doc_type, metadata], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(body).hexdigest()

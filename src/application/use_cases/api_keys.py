@@ -1,0 +1,83 @@
+"""API keys: create (plaintext shown once), list, revoke, authenticate with a short cache."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from application.ports import Clock, UnitOfWorkFactory
+from domain.api_keys import ApiKey, hash_key, new_api_key, parse_scopes, prefix_of
+from domain.errors import NotFound
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key: ApiKey
+    plaintext: str
+
+
+class ApiKeys:
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self.uow_factory = uow_factory
+        self.clock = clock
+
+    async def create(
+        self, name: str, scopes: Iterable[str], rate_limit_per_minute: int | None = None
+    ) -> CreatedKey:
+        key, plaintext = new_api_key(
+            name, parse_scopes(scopes), self.clock.now(), rate_limit_per_minute
+        )
+        async with self.uow_factory() as uow:
+            await uow.api_keys.add(key)
+            await uow.commit()
+        return CreatedKey(key, plaintext)
+
+    async def list(self) -> list[ApiKey]:
+        async with self.uow_factory() as uow:
+            return await uow.api_keys.list()
+
+    async def revoke(self, key_id: uuid.UUID) -> None:
+        async with self.uow_factory() as uow:
+            if not await uow.api_keys.revoke(key_id, self.clock.now()):
+                raise NotFound(f"no active API key {key_id}")
+            await uow.commit()
+
+
+class Authenticator:
+    """Resolve a presented key to its ApiKey (or None), caching answers for `ttl_s`.
+
+    The cache keeps authentication off the database on the hot path; a revocation
+    therefore takes effect within `ttl_s` on every API process.
+    """
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, ttl_s: float = 30.0) -> None:
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def authenticate(self, plaintext: str) -> ApiKey | None:
+        digest = hash_key(plaintext)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        key = await self._lookup(plaintext)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now + self.ttl_s, key)
+        return key
+
+    async def _lookup(self, plaintext: str) -> ApiKey | None:
+        prefix = prefix_of(plaintext)
+        if prefix is None:
+            return None
+        async with self.uow_factory() as uow:
+            key = await uow.api_keys.get_by_prefix(prefix)
+            if key is None or not key.active or not key.matches(plaintext):
+                return None
+            await uow.api_keys.touch(key.id, self.clock.now())  # at most once per ttl
+            await uow.commit()
+        return key

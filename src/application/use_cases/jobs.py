@@ -1,0 +1,59 @@
+"""Job listings and manual retries of FAILED jobs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from application.ports import Clock, JobQueue, UnitOfWork
+from domain.errors import Conflict, JobNotFound
+from domain.model import IngestionJob, IngestionStatus
+
+
+class Jobs:
+    def __init__(self, queue: JobQueue, clock: Clock) -> None:
+        self.queue = queue
+        self.clock = clock
+
+    async def list(
+        self,
+        status: IngestionStatus | None,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        uow: UnitOfWork,
+    ) -> list[IngestionJob]:
+        async with uow:
+            return await uow.jobs.list(status, limit, after)
+
+    async def get(self, job_id: uuid.UUID, uow: UnitOfWork) -> IngestionJob:
+        async with uow:
+            job = await uow.jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        return job
+
+    async def retry(self, job_id: uuid.UUID, uow: UnitOfWork) -> IngestionJob:
+        async with uow:
+            job = await uow.jobs.lock(job_id)
+            if job is None:
+                raise JobNotFound(f"no job {job_id}")
+            if job.status is not IngestionStatus.FAILED:
+                raise Conflict(f"only FAILED jobs can be retried; this one is {job.status}")
+            job.requeue(self.clock.now())
+            await uow.jobs.save(job)
+            await uow.commit()
+        await self.queue.ring()
+        return job
+
+    async def retry_all_failed(self, uow: UnitOfWork, limit: int = 10_000) -> int:
+        async with uow:
+            failed = await uow.jobs.list(IngestionStatus.FAILED, limit, None)
+            for job in failed:
+                locked = await uow.jobs.lock(job.id)
+                if locked is not None and locked.status is IngestionStatus.FAILED:
+                    locked.requeue(self.clock.now())
+                    await uow.jobs.save(locked)
+            await uow.commit()
+        if failed:
+            await self.queue.ring()
+        return len(failed)

@@ -1,0 +1,65 @@
+"""ingestion_service: the FastAPI application. It validates, stores and enqueues;
+all heavy work is the worker's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from entrypoints.api import problems
+from entrypoints.api.middleware import MetricsMiddleware
+from entrypoints.api.routes import documents, jobs, ops
+from entrypoints.container import Container, build_container
+from entrypoints.logging import configure_logging
+
+_WIRED = [
+    "entrypoints.api.deps",
+    "entrypoints.api.routes.documents",
+    "entrypoints.api.routes.jobs",
+    "entrypoints.api.routes.ops",
+]
+
+
+def create_app(container: Container | None = None) -> FastAPI:
+    """Build the app; the container is made here (inside the serving process) when
+    none is given. Tests pass their own, with providers overridden as needed."""
+    container = container or build_container()
+    settings = container.settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await container.api_doorbell().close()
+        await container.engine().dispose()
+
+    app = FastAPI(
+        title="cogep-ingest",
+        version="0.1.0",
+        summary="Document ingestion for COGEP Assist",
+        description=(
+            "Upload HR documents (PDF, DOCX, HTML, Markdown, text). The API stores them "
+            "and queues an ingestion job; the worker fleet extracts, chunks and embeds. "
+            "Errors are RFC 9457 problem+json."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    container.wire(modules=_WIRED)
+    problems.install(app)
+    app.add_middleware(MetricsMiddleware)
+    app.include_router(documents.router)
+    app.include_router(jobs.router)
+    app.include_router(ops.router)
+    if settings.auth_disabled and settings.environment == "production":  # pragma: no cover
+        raise RuntimeError("authentication cannot be disabled in production")
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory: `uvicorn --factory entrypoints.api.app:create_app_from_env`."""
+    container = build_container()
+    settings = container.settings()
+    configure_logging(settings.log_level, settings.log_json, process="api")
+    return create_app(container)

@@ -1,0 +1,197 @@
+"""FastAPI dependencies: the request's database session, authentication, rate limits,
+and the streamed, size-limited upload form."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from dependency_injector.wiring import Provide, inject
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.datastructures import UploadFile
+from starlette.types import Message, Receive
+
+from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
+from application.ports import RateLimiter
+from application.use_cases.api_keys import Authenticator
+from domain.api_keys import ApiKey, Scope
+from domain.errors import DocumentTooLarge, InvalidInput
+from entrypoints.api.problems import ApiProblem
+from entrypoints.container import Container
+from entrypoints.settings import Settings
+
+
+@inject
+async def get_db(
+    sessions: async_sessionmaker[AsyncSession] = Depends(Provide[Container.sessions]),
+) -> AsyncIterator[AsyncSession]:
+    """The seed's pattern: `db: AsyncSession = Depends(get_db)`; one session per request."""
+    async with sessions() as session:
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(get_db)]
+
+
+def uow(db: DbSession) -> SqlAlchemyUnitOfWork:
+    return SqlAlchemyUnitOfWork(session=db)
+
+
+UnitOfWorkDep = Annotated[SqlAlchemyUnitOfWork, Depends(uow)]
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="or the key in X-API-Key"
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    client_id: str
+    key: ApiKey | None  # None when authentication is disabled (development only)
+
+
+@dataclass(frozen=True)
+class Guard:
+    authenticator: Authenticator
+    limiter: RateLimiter
+    settings: Settings
+
+    async def check(self, presented: str | None, scope: Scope) -> Principal:
+        if self.settings.auth_disabled:
+            return Principal("anonymous", None)
+        if not presented:
+            raise ApiProblem(
+                401,
+                "unauthenticated",
+                "an API key is required (Authorization: Bearer <key> or X-API-Key)",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        key = await self.authenticator.authenticate(presented.strip())
+        if key is None:
+            raise ApiProblem(
+                401,
+                "invalid_api_key",
+                "the API key is unknown or revoked",
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        if not key.allows(scope):
+            raise ApiProblem(
+                403,
+                "insufficient_scope",
+                f"this API key lacks the '{scope}' scope "
+                f"(it has: {', '.join(sorted(s.value for s in key.scopes))})",
+            )
+        per_minute = key.rate_limit_per_minute or self.settings.rate_limit_per_minute
+        decision = await self.limiter.hit(str(key.id), per_minute)
+        if not decision.allowed:
+            raise ApiProblem(
+                429,
+                "rate_limited",
+                f"more than {decision.limit} requests per minute for this API key",
+                {"Retry-After": str(int(decision.retry_after_s))},
+            )
+        return Principal(str(key.id), key)
+
+
+@inject
+async def get_guard(
+    authenticator: Authenticator = Depends(Provide[Container.authenticator]),
+    limiter: RateLimiter = Depends(Provide[Container.rate_limiter]),
+    settings: Settings = Depends(Provide[Container.settings]),
+) -> Guard:
+    return Guard(authenticator, limiter, settings)
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: an authenticated, authorised and rate-limited caller."""
+
+    async def dependency(
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        header_key: Annotated[str | None, Depends(_api_key_header)],
+        guard: Annotated[Guard, Depends(get_guard)],
+    ) -> Principal:
+        return await guard.check(bearer.credentials if bearer else header_key, scope)
+
+    return dependency
+
+
+# -- the upload form -------------------------------------------------------------------
+
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers, collection and metadata fields
+
+
+class _LimitedReceive:
+    """Counts body bytes as they stream in and stops the upload past the limit,
+    whether or not the client sent a Content-Length."""
+
+    def __init__(self, receive: Receive, limit: int, file_limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.file_limit = file_limit
+        self.total = 0
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.total += len(message.get("body", b""))
+            if self.total > self.limit:
+                raise DocumentTooLarge(f"the upload exceeds the limit of {self.file_limit} bytes")
+        return message
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    data: bytes
+    filename: str | None
+    content_type: str | None
+    collection: str | None
+    metadata_json: str | None
+
+
+async def read_upload_form(request: Request, max_bytes: int, max_field_bytes: int) -> UploadForm:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ApiProblem(
+            415,
+            "unsupported_media_type",
+            "send the document as multipart/form-data with a 'file' part "
+            "(or JSON to /v1/documents/text)",
+        )
+    limit = max_bytes + MULTIPART_OVERHEAD
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise DocumentTooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
+    limited = Request(request.scope, _LimitedReceive(request.receive, limit, max_bytes))
+    form = await limited.form(max_files=1, max_fields=4, max_part_size=max_field_bytes)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("the form needs a 'file' part holding the document", field="file")
+        if upload.size is not None and upload.size > max_bytes:
+            raise DocumentTooLarge(
+                f"the file has {upload.size} bytes; the limit is {max_bytes} bytes"
+            )
+        data = await upload.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise DocumentTooLarge(f"the file exceeds the limit of {max_bytes} bytes")
+        return UploadForm(
+            data=data,
+            filename=upload.filename,
+            content_type=upload.content_type,
+            collection=_text_field(form.get("collection"), "collection"),
+            metadata_json=_text_field(form.get("metadata"), "metadata"),
+        )
+    finally:
+        await form.close()
+
+
+def _text_field(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{name}' must be a text field, not a file", field=name)
+    return value

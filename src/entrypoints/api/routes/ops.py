@@ -1,0 +1,120 @@
+"""Operations: liveness, readiness, Prometheus metrics and queue statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Annotated
+
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters import metrics
+from adapters.postgres.database import ping
+from adapters.postgres.migrations import current_revisions, head_revisions
+from adapters.queue.celery_doorbell import CoalescingDoorbell
+from application.use_cases.stats import GetStats, Stats
+from domain.api_keys import Scope
+from entrypoints.api.deps import Principal, UnitOfWorkDep, require
+from entrypoints.api.schemas import HealthOut, ModelCount, StatsOut
+from entrypoints.container import Container
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["operations"])
+
+_HEADS: set[str] | None = None
+
+
+def _heads() -> set[str]:
+    global _HEADS
+    if _HEADS is None:
+        _HEADS = head_revisions()
+    return _HEADS
+
+
+@router.get("/healthz", response_model=HealthOut, summary="Liveness: the process answers")
+async def healthz() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=HealthOut,
+    summary="Readiness: database reachable and migrated to head, Redis reachable",
+    responses={503: {"model": HealthOut}},
+)
+@inject
+async def readyz(
+    response: Response,
+    engine: AsyncEngine = Depends(Provide[Container.engine]),
+    doorbell: CoalescingDoorbell = Depends(Provide[Container.api_doorbell]),
+) -> HealthOut:
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(ping(engine), 3)
+        current = await current_revisions(engine)
+        heads = _heads()
+        checks["database"] = "ok"
+        checks["migrations"] = (
+            "ok" if current == heads else f"at {sorted(current) or 'none'}, head is {sorted(heads)}"
+        )
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    backlog = await doorbell.backlog()
+    checks["redis"] = "ok" if backlog is not None else "unreachable"
+    ok = all(v == "ok" for v in checks.values())
+    if not ok:
+        response.status_code = 503
+    return HealthOut(status="ok" if ok else "unavailable", checks=checks)
+
+
+_STATS_CACHE: tuple[float, Stats] | None = None
+
+
+async def _stats(get_stats: GetStats, uow: UnitOfWorkDep, max_age_s: float = 0.0) -> Stats:
+    global _STATS_CACHE
+    now = time.monotonic()
+    if _STATS_CACHE is not None and now - _STATS_CACHE[0] < max_age_s:
+        return _STATS_CACHE[1]
+    stats = await get_stats(uow)
+    _STATS_CACHE = (now, stats)
+    return stats
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@inject
+async def prometheus_metrics(
+    uow: UnitOfWorkDep, get_stats: GetStats = Depends(Provide[Container.get_stats])
+) -> Response:
+    try:  # queue depth comes from the database; cached so many scrapers stay cheap
+        stats = await _stats(get_stats, uow, max_age_s=5.0)
+        for status, count in stats.jobs_by_status.items():
+            metrics.QUEUE_JOBS.labels(status.value).set(count)
+        metrics.QUEUE_READY.set(stats.ready)
+        metrics.QUEUE_OLDEST_PENDING.set(stats.oldest_pending_age_s or 0)
+        for (model, dim), n in stats.chunks_by_model.items():
+            metrics.CHUNKS_BY_MODEL.labels(model, str(dim)).set(n)
+    except Exception as exc:  # metrics of the process itself are still worth serving
+        log.warning("queue metrics unavailable: %s", exc)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/stats", response_model=StatsOut, summary="Queue and index statistics")
+@inject
+async def stats(
+    uow: UnitOfWorkDep,
+    _: Annotated[Principal, Depends(require(Scope.READ))],
+    get_stats: GetStats = Depends(Provide[Container.get_stats]),
+) -> StatsOut:
+    s = await _stats(get_stats, uow)
+    return StatsOut(
+        jobs={k.value: v for k, v in s.jobs_by_status.items()},
+        ready=s.ready,
+        oldest_pending_age_s=s.oldest_pending_age_s,
+        chunks_by_model=[
+            ModelCount(model=m, dim=d, chunks=n) for (m, d), n in sorted(s.chunks_by_model.items())
+        ],
+    )

@@ -1,0 +1,157 @@
+"""Request and response bodies of the HTTP API (pydantic)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from application.ports import DocumentView
+from domain.errors import InvalidInput
+from domain.model import IngestionJob, IngestionStatus
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(examples=["urn:problem-type:cogep:unsupported_media_type"])
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    document_id: uuid.UUID
+    status: IngestionStatus
+    stage: str
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    locked_by: str | None
+    locked_until: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: IngestionJob) -> JobOut:
+        return cls(
+            id=job.id,
+            document_id=job.document_id,
+            status=job.status,
+            stage=job.stage.value,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            last_error=job.last_error,
+            next_attempt_at=job.next_attempt_at,
+            locked_by=job.locked_by,
+            locked_until=job.locked_until,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+
+class DocumentOut(BaseModel):
+    id: uuid.UUID
+    collection: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    chunk_count: int
+    status: IngestionStatus | None = Field(description="the ingestion job's status")
+    stage: str | None
+    attempts: int | None
+    last_error: str | None
+    job: JobOut | None
+
+    @classmethod
+    def of(cls, view: DocumentView) -> DocumentOut:
+        d, job = view.document, view.job
+        return cls(
+            id=d.id,
+            collection=d.collection,
+            filename=d.filename,
+            content_type=d.content_type.value,
+            size_bytes=d.size_bytes,
+            sha256=d.sha256,
+            metadata=d.metadata,
+            created_at=d.created_at,
+            chunk_count=d.chunk_count,
+            status=job.status if job else None,
+            stage=job.stage.value if job else None,
+            attempts=job.attempts if job else None,
+            last_error=job.last_error if job else None,
+            job=JobOut.of(job) if job else None,
+        )
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentOut]
+    next_cursor: str | None
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class TextDocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, description="the document's text")
+    filename: str | None = Field(default=None, max_length=1000)
+    format: Literal["text", "markdown", "html"] = "text"
+    collection: str | None = Field(default=None, max_length=100)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelCount(BaseModel):
+    model: str
+    dim: int
+    chunks: int
+
+
+class StatsOut(BaseModel):
+    jobs: dict[str, int]
+    ready: int
+    oldest_pending_age_s: float | None
+    chunks_by_model: list[ModelCount]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+def encode_cursor(created_at: datetime, item_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{item_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, item = raw.split("|", 1)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return when, uuid.UUID(item)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise InvalidInput("the cursor is not one this API returned", field="cursor") from exc
