@@ -1,0 +1,240 @@
+"""Parsing under time and memory limits, in a child process.
+
+Untrusted documents are parsed by a long-lived child (`python -m
+adapters.extraction.sandbox`) with an address-space limit (RLIMIT_AS). The parent
+waits for each answer with a wall-clock deadline; a child that overruns is killed and
+replaced, so a poison document fails alone with a reason and the worker goes on.
+
+The protocol is length-prefixed JSON both ways (never pickle: the child handles
+hostile input, the parent must not execute what it sends back). The implementation
+is blocking and event-loop independent (called through a thread), because each
+Celery task runs its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import resource
+import selectors
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from adapters.extraction.formats import ParseLimits, extract
+from domain.errors import (
+    CorruptDocument,
+    ExtractionLimitExceeded,
+    NoTextFound,
+    ProcessingError,
+    TransientError,
+    UnsafeDocument,
+)
+from domain.model import Block, BlockKind, DocumentType, ExtractedDocument
+
+_ERRORS: dict[str, type[ProcessingError]] = {
+    "CorruptDocument": CorruptDocument,
+    "UnsafeDocument": UnsafeDocument,
+    "NoTextFound": NoTextFound,
+    "ExtractionLimitExceeded": ExtractionLimitExceeded,
+}
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    timeout_s: float = 60.0
+    memory_mb: int = 1024
+    parse: ParseLimits = field(default_factory=ParseLimits)
+    max_requests_per_child: int = 500
+
+
+class SandboxedExtractor:
+    """TextExtractor port: extraction in a limited child process."""
+
+    def __init__(self, limits: SandboxLimits) -> None:
+        self.limits = limits
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._served = 0
+        self._lock = threading.Lock()
+
+    async def extract(self, data: bytes, document_type: DocumentType) -> ExtractedDocument:
+        return await asyncio.to_thread(self.extract_blocking, data, document_type)
+
+    def extract_blocking(self, data: bytes, document_type: DocumentType) -> ExtractedDocument:
+        with self._lock:
+            proc = self._child()
+            header = orjson.dumps({"type": document_type.value})
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(struct.pack(">II", len(header), len(data)) + header + data)
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                self._kill()
+                raise TransientError("the parser process was not running; try again") from None
+            answer = self._read_answer(proc, deadline=time.monotonic() + self.limits.timeout_s)
+            self._served += 1
+            if answer.get("retire") or self._served >= self.limits.max_requests_per_child:
+                self._kill()
+        return _decode(answer)
+
+    def close(self) -> None:
+        with self._lock:
+            self._kill()
+
+    # -- child management -------------------------------------------------------------
+
+    def _child(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        config = orjson.dumps(
+            {"memory_mb": self.limits.memory_mb, "parse": asdict(self.limits.parse)}
+        ).decode()
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "COGEP_SANDBOX_CONFIG": config}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "adapters.extraction.sandbox"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # Ctrl-C for the worker is not the child's business
+        )
+        self._served = 0
+        return self._proc
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        with contextlib.suppress(Exception):
+            proc.wait(5)
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(Exception):
+                stream.close()  # type: ignore[union-attr]
+
+    def _read_answer(self, proc: subprocess.Popen[bytes], deadline: float) -> dict[str, Any]:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        buf = bytearray()
+        need = 4
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                if len(buf) >= need:
+                    if need == 4:
+                        need = 4 + struct.unpack(">I", bytes(buf[:4]))[0]
+                        continue
+                    return dict(orjson.loads(bytes(buf[4:need])))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not sel.select(remaining):
+                    self._kill()
+                    raise ExtractionLimitExceeded(
+                        f"parsing took longer than {self.limits.timeout_s:.0f} s; stopped"
+                    )
+                chunk = os.read(fd, max(65536, need - len(buf)))
+                if not chunk:
+                    code = proc.wait(5)
+                    self._kill()
+                    if code in (-signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS):
+                        raise ExtractionLimitExceeded(
+                            f"the parser died on this document (signal {-code}); it may need "
+                            f"more than {self.limits.memory_mb} MB or be malformed"
+                        )
+                    raise TransientError(f"the parser process exited unexpectedly ({code})")
+                buf += chunk
+
+
+def _decode(answer: dict[str, Any]) -> ExtractedDocument:
+    if not answer.get("ok"):
+        cls = _ERRORS.get(str(answer.get("error")), CorruptDocument)
+        raise cls(str(answer.get("reason") or "the document could not be parsed"))
+    blocks = [
+        Block(BlockKind(kind), text, level=level, page=page)
+        for kind, text, level, page in answer["blocks"]
+    ]
+    return ExtractedDocument(blocks=blocks, title=answer.get("title"), pages=answer.get("pages"))
+
+
+# -- the child ------------------------------------------------------------------------------
+
+
+def _preload_parsers() -> None:
+    """Import every parser before the memory limit applies: the baseline is then fixed
+    and an import can never be what runs out of memory."""
+    import charset_normalizer  # noqa: F401
+    import docx  # noqa: F401
+    import markdown_it  # noqa: F401
+    import pypdfium2  # noqa: F401
+    import selectolax.lexbor  # noqa: F401
+
+
+def _serve() -> None:  # pragma: no cover - exercised through the parent in tests
+    config = orjson.loads(os.environ.get("COGEP_SANDBOX_CONFIG", "{}"))
+    limit = int(config.get("memory_mb", 1024)) * 1024 * 1024
+    _preload_parsers()
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parse = ParseLimits(**config.get("parse", {}))
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # stray prints from libraries must not corrupt the protocol
+    # freed when memory runs out, so that the answer can still be written
+    reserve: bytearray | None = bytearray(8 << 20)
+    while True:
+        head = stdin.read(8)
+        if len(head) < 8:
+            return
+        header_len, data_len = struct.unpack(">II", head)
+        header = orjson.loads(stdin.read(header_len))
+        data = stdin.read(data_len)
+        out_of_memory = False
+        try:
+            doc = extract(data, DocumentType(header["type"]), parse)
+            answer: dict[str, Any] = {
+                "ok": True,
+                "title": doc.title,
+                "pages": doc.pages,
+                "blocks": [[b.kind.value, b.text, b.level, b.page] for b in doc.blocks],
+            }
+            del doc
+        except MemoryError:
+            out_of_memory = True
+            reserve = None
+            answer = {
+                "ok": False,
+                "error": "ExtractionLimitExceeded",
+                "reason": f"parsing needs more than {limit >> 20} MB of memory",
+            }
+        except ProcessingError as exc:
+            answer = {"ok": False, "error": type(exc).__name__, "reason": exc.reason}
+        except Exception as exc:
+            answer = {
+                "ok": False,
+                "error": "CorruptDocument",
+                "reason": f"the parser failed: {type(exc).__name__}: {str(exc)[:300]}",
+            }
+        del data
+        gc.collect()
+        retire = out_of_memory or reserve is None
+        if retire:
+            answer["retire"] = True  # the parent replaces us: a fresh child, a fresh heap
+        body = orjson.dumps(answer)
+        stdout.write(struct.pack(">I", len(body)) + body)
+        stdout.flush()
+        if retire:
+            return
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _serve()
