@@ -1,0 +1,360 @@
+"""Structure-aware chunking by tokens of the embedding model.
+
+- Sections: a heading starts a new chunk; every chunk carries its heading path
+  ("CAPÍTULO III > DAS FÉRIAS"), which the model embeds with the text and search
+  shows. The path is trimmed from the top when it would take more than a quarter
+  of the budget.
+- Units: the extracted blocks (paragraphs, list items, table rows; in norms each
+  "Art.", "§", inciso and alínea is its own block) are packed whole, greedily, up
+  to ``max_tokens`` including the heading. A new article ("Art. 5º") starts a new
+  chunk once the current one is half full, so articles are rarely cut in two.
+- A unit larger than the budget is split at sentence boundaries; a sentence larger
+  than the budget is split by semchunk (clauses, then words).
+- Overlap: inside a section, the next chunk starts with the last sentences (up to
+  ``overlap_tokens``) of the previous one, except where the law itself draws the
+  line (a new article) and across headings.
+
+Token counts come from the embedding model's own tokenizer (the TokenCounter port),
+one call per sentence: the whole document is tokenized about once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from semchunk.semchunk import chunkerify
+
+from application.ports import TokenCounter
+from domain.model import Block, BlockKind, ChunkDraft, ExtractedDocument
+
+_LABEL_RESERVE = 8  # tokens of " > Art. 123-A"
+ARTICLE_START = re.compile(r"^(?:Art\.?\s*\d|Artigo\s+\d)", re.IGNORECASE)
+
+# Words after which a period does not end a sentence (legal and administrative
+# Portuguese). Compared lowercased, without the period.
+_ABBREVIATIONS = frozenset(
+    [
+        "art",
+        "arts",
+        "artigo",
+        "inc",
+        "incs",
+        "al",
+        "als",
+        "par",
+        "pars",
+        "cap",
+        "caps",
+        "tít",
+        "tit",
+        "sec",
+        "seç",
+        "item",
+        "n",
+        "nº",
+        "no",
+        "nos",
+        "núm",
+        "num",
+        "pág",
+        "pag",
+        "págs",
+        "pags",
+        "fl",
+        "fls",
+        "vol",
+        "p",
+        "pp",
+        "cf",
+        "ex",
+        "obs",
+        "etc",
+        "sr",
+        "sra",
+        "srs",
+        "sras",
+        "dr",
+        "dra",
+        "drs",
+        "dras",
+        "prof",
+        "profa",
+        "exmo",
+        "exma",
+        "ilmo",
+        "ilma",
+        "v",
+        "s",
+        "sa",
+        "min",
+        "des",
+        "dep",
+        "sen",
+        "gov",
+        "pres",
+        "dir",
+        "coord",
+        "chef",
+        "ger",
+        "sup",
+        "aux",
+        "adm",
+        "tec",
+        "téc",
+        "esp",
+        "jan",
+        "fev",
+        "mar",
+        "abr",
+        "mai",
+        "jun",
+        "jul",
+        "ago",
+        "set",
+        "out",
+        "nov",
+        "dez",
+        "ltda",
+        "cia",
+        "s.a",
+        "av",
+        "r",
+        "rod",
+        "km",
+        "tel",
+        "ramal",
+        "e-mail",
+        "cep",
+        "matr",
+        "mat",
+        "proc",
+        "lei",
+        "dec",
+        "res",
+        "port",
+    ]
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'“(«]?[A-ZÀ-Ý§])")
+_ARTICLE_LABEL = re.compile(r"^(?:Art\.?|Artigo)\s*\d+[º°o]?(?:-[A-Z])?", re.IGNORECASE)
+_LAST_WORD = re.compile(r"(\S+)[.!?;]$")
+_ROMAN_OR_LETTER = re.compile(r"^(?:[ivxlcdm]+|[a-z])$", re.IGNORECASE)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of Portuguese prose: a break only before a capital letter or "§", and
+    never after an abbreviation ("art.", "nº.", "dez.", "Sr.") or an inciso marker."""
+    pieces = _SENTENCE_END.split(text.strip())
+    sentences: list[str] = []
+    for piece in pieces:
+        if sentences:
+            m = _LAST_WORD.search(sentences[-1])
+            word = m.group(1).lower().lstrip("(\"'“") if m else ""
+            if sentences[-1].endswith(".") and (
+                word in _ABBREVIATIONS or _ROMAN_OR_LETTER.match(word)
+            ):
+                sentences[-1] = f"{sentences[-1]} {piece}"
+                continue
+        sentences.append(piece)
+    return [s for s in sentences if s]
+
+
+@dataclass
+class _Piece:
+    text: str
+    tokens: int
+    page: int | None
+    starts_article: bool = False
+
+
+@dataclass
+class _Chunk:
+    heading: str | None  # the section path; `label` is appended when set
+    label: str | None = None  # the article this chunk continues ("Art. 77")
+    pieces: list[_Piece] = field(default_factory=list)
+    tokens: int = 0
+
+    @property
+    def full_heading(self) -> str | None:
+        if self.label:
+            return f"{self.heading} > {self.label}" if self.heading else self.label
+        return self.heading
+
+    def add(self, piece: _Piece) -> None:
+        self.pieces.append(piece)
+        self.tokens += piece.tokens
+
+
+class StructuredChunker:
+    """Chunker port."""
+
+    def __init__(
+        self,
+        counter: TokenCounter,
+        max_tokens: int = 256,
+        overlap_tokens: int = 32,
+        heading_max_tokens: int | None = None,
+    ) -> None:
+        if not 16 <= max_tokens <= 510:
+            raise ValueError("max_tokens must be within 16..510 (the model reads 512)")
+        if overlap_tokens >= max_tokens // 2:
+            raise ValueError("overlap_tokens must be less than half of max_tokens")
+        self.counter = counter
+        self.max_tokens = max_tokens
+        self.overlap_tokens = overlap_tokens
+        self.heading_max_tokens = heading_max_tokens or max_tokens // 4
+        self._splitters: dict[int, Callable[[str], list[str]]] = {}
+        self._heading_cost: dict[str, int] = {}
+
+    def count(self, text: str) -> int:
+        return self.counter.count_tokens(text)
+
+    # -- the public port -----------------------------------------------------------
+
+    def chunk(self, document: ExtractedDocument) -> list[ChunkDraft]:
+        out: list[_Chunk] = []
+        path: list[tuple[int, str]] = []
+        heading = self._heading(path, document.title)
+        current = _Chunk(heading)
+        article: str | None = None  # label of the article in progress
+        any_body = False
+        for block in document.blocks:
+            if block.kind is BlockKind.HEADING:
+                if current.pieces:
+                    out.append(current)
+                while path and path[-1][0] >= block.level:
+                    path.pop()
+                path.append((block.level, block.text))
+                heading = self._heading(path, document.title)
+                current = _Chunk(heading)
+                article = None
+                continue
+            any_body = True
+            label = _ARTICLE_LABEL.match(block.text.strip())
+            if label:
+                article = label.group(0)
+            current = self._add_block(block, current, out, article)
+        if current.pieces:
+            out.append(current)
+        if not any_body and path:
+            # a document of headings only (all-caps lines, a table of contents):
+            # keep their words rather than losing the document
+            return self.chunk(
+                ExtractedDocument(
+                    blocks=[
+                        Block(BlockKind.PARAGRAPH, b.text, page=b.page) for b in document.blocks
+                    ],
+                    title=document.title,
+                    pages=document.pages,
+                )
+            )
+        return self._drafts(out)
+
+    # -- packing -----------------------------------------------------------------------
+
+    def _budget(self, heading: str | None) -> int:
+        if not heading:
+            return self.max_tokens
+        cost = self._heading_cost.get(heading)
+        if cost is None:
+            if len(self._heading_cost) > 10_000:
+                self._heading_cost.clear()
+            cost = self._heading_cost[heading] = self.count(heading) + 1  # + the newline
+        return self.max_tokens - cost
+
+    def _add_block(
+        self, block: Block, current: _Chunk, out: list[_Chunk], article: str | None
+    ) -> _Chunk:
+        # pieces must also fit a continuation chunk, whose heading names the article
+        budget = self._budget(current.heading) - _LABEL_RESERVE
+        text = block.text.strip()
+        starts_article = bool(ARTICLE_START.match(text))
+        tokens = self.count(text)
+        if tokens <= budget:
+            pieces = [_Piece(text, tokens, block.page, starts_article)]
+        else:
+            pieces = [
+                _Piece(s, n, block.page, starts_article and i == 0)
+                for i, (s, n) in enumerate(self._sentences(text, budget))
+            ]
+        for piece in pieces:
+            room = self._budget(current.full_heading)
+            fits = current.tokens + piece.tokens + (1 if current.pieces else 0) <= room
+            article_break = piece.starts_article and current.tokens >= room // 2
+            if current.pieces and (not fits or article_break):
+                out.append(current)
+                nxt = _Chunk(current.heading)
+                if not piece.starts_article:
+                    nxt.label = article
+                    room = self._budget(nxt.full_heading)
+                    for tail in self._overlap(current, room - piece.tokens):
+                        nxt.add(tail)
+                current = nxt
+            current.add(piece)
+        return current
+
+    def _sentences(self, text: str, budget: int) -> Iterable[tuple[str, int]]:
+        for sentence in split_sentences(text):
+            n = self.count(sentence)
+            if n <= budget:
+                yield sentence, n
+                continue
+            for part in self._splitter(budget)(sentence):
+                yield part, self.count(part)
+
+    def _splitter(self, budget: int) -> Callable[[str], list[str]]:
+        splitter = self._splitters.get(budget)
+        if splitter is None:
+            chunker = chunkerify(self.count, budget)
+            splitter = self._splitters[budget] = lambda s: list(chunker(s))  # type: ignore[arg-type]
+        return splitter
+
+    def _overlap(self, previous: _Chunk, room: int) -> list[_Piece]:
+        """The last sentences of `previous`, within the overlap budget and the room left."""
+        limit = min(self.overlap_tokens, room)
+        if limit <= 0:
+            return []
+        tail: list[_Piece] = []
+        used = 0
+        for piece in reversed(previous.pieces):
+            sentences = split_sentences(piece.text) if piece.tokens > limit else [piece.text]
+            for sentence in reversed(sentences):
+                n = piece.tokens if len(sentences) == 1 else self.count(sentence)
+                if used + n > limit:
+                    return tail
+                tail.insert(0, _Piece(sentence, n, piece.page))
+                used += n
+        return tail
+
+    # -- headings and output -------------------------------------------------------------
+
+    def _heading(self, path: list[tuple[int, str]], title: str | None) -> str | None:
+        parts = [text for _, text in path] or ([title] if title else [])
+        while parts:
+            heading = " > ".join(parts)
+            if self.count(heading) <= self.heading_max_tokens:
+                return heading
+            if len(parts) == 1:
+                words = parts[0].split()
+                keep = max(1, len(words) * self.heading_max_tokens // max(1, self.count(heading)))
+                return " ".join(words[:keep])
+            parts = parts[1:]
+        return None
+
+    def _drafts(self, chunks: list[_Chunk]) -> list[ChunkDraft]:
+        drafts: list[ChunkDraft] = []
+        for chunk in chunks:
+            text = "\n".join(p.text for p in chunk.pieces)
+            pages = [p.page for p in chunk.pieces if p.page is not None]
+            drafts.append(
+                ChunkDraft(
+                    position=len(drafts),
+                    text=text,
+                    token_count=chunk.tokens,
+                    heading=chunk.full_heading,
+                    page_start=min(pages) if pages else None,
+                    page_end=max(pages) if pages else None,
+                )
+            )
+        return drafts

