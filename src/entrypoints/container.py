@@ -9,23 +9,65 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from adapters.chunking.structured import StructuredChunker
 from adapters.clock import SystemClock
+from adapters.embedding.local import LocalE5Embedder, LocalE5TokenCounter
+from adapters.embedding.openai_compat import OpenAICompatibleEmbedder, OpenAIEmbeddingConfig
+from adapters.extraction.formats import ParseLimits
+from adapters.extraction.sandbox import SandboxedExtractor, SandboxLimits
 from adapters.postgres.database import create_engine, session_factory
+from adapters.postgres.orm import EMBEDDING_DIM
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from adapters.queue.celery_doorbell import CeleryDoorbell, CoalescingDoorbell
 from adapters.ratelimit import RedisRateLimiter
-from application.ports import UnitOfWorkFactory
+from application.ports import Embedder, UnitOfWorkFactory
 from application.use_cases.api_keys import ApiKeys, Authenticator
 from application.use_cases.documents import Documents
 from application.use_cases.enqueue_document import EnqueueDocumentHandler, UploadLimits
 from application.use_cases.jobs import Jobs
+from application.use_cases.process_batch import ProcessBatchHandler, ProcessingSettings
 from application.use_cases.stats import GetStats
+from application.use_cases.sweep import SweepQueueHandler
 from entrypoints.settings import Settings
 from entrypoints.worker.celery_app import PROCESS_BATCH, QUEUE, create_celery_app
 
 
 def _uow_factory(sessions: async_sessionmaker[AsyncSession]) -> UnitOfWorkFactory:
     return lambda: SqlAlchemyUnitOfWork(sessions)
+
+
+def _embedder(settings: Settings, counter: LocalE5TokenCounter) -> Embedder:
+    if settings.embedding_backend == "openai":
+        config = OpenAIEmbeddingConfig(
+            base_url=settings.embedding_base_url,
+            model=settings.embedding_model,
+            dimension=settings.embedding_dimensions or EMBEDDING_DIM,
+            api_key=(
+                settings.embedding_api_key.get_secret_value()
+                if settings.embedding_api_key
+                else None
+            ),
+            request_dimensions=settings.embedding_dimensions is not None,
+            query_prefix=settings.embedding_query_prefix,
+            passage_prefix=settings.embedding_passage_prefix,
+            send_input_type=settings.embedding_send_input_type,
+            max_batch_tokens=settings.embedding_max_batch_tokens,
+            timeout_s=settings.embedding_timeout_s,
+        )
+        return OpenAICompatibleEmbedder(config, count_tokens=counter.count_tokens)
+    return LocalE5Embedder(variant=settings.embedding_variant, threads=settings.embedding_threads)
+
+
+def _sandbox_limits(settings: Settings) -> SandboxLimits:
+    return SandboxLimits(
+        timeout_s=settings.extraction_timeout_s,
+        memory_mb=settings.extraction_memory_mb,
+        parse=ParseLimits(
+            max_pdf_pages=settings.max_pdf_pages,
+            max_unzipped_bytes=settings.max_unzipped_bytes,
+            max_zip_ratio=settings.max_zip_ratio,
+        ),
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -89,6 +131,37 @@ class Container(containers.DeclarativeContainer):
     get_stats = providers.Singleton(GetStats, clock=clock)
     api_keys = providers.Singleton(ApiKeys, uow_factory=uow_factory, clock=clock)
     authenticator = providers.Singleton(Authenticator, uow_factory=uow_factory, clock=clock)
+
+    # -- worker: the heavy parts, one per process, built on first use (after fork) ---
+    token_counter = providers.Singleton(
+        LocalE5TokenCounter, variant=settings.provided.embedding_variant
+    )
+    embedder = providers.Singleton(_embedder, settings, token_counter)
+    chunker = providers.Singleton(
+        StructuredChunker,
+        counter=token_counter,
+        max_tokens=settings.provided.chunk_max_tokens,
+        overlap_tokens=settings.provided.chunk_overlap_tokens,
+    )
+    extractor = providers.Singleton(
+        SandboxedExtractor, limits=providers.Callable(_sandbox_limits, settings)
+    )
+    processing_settings = providers.Singleton(
+        ProcessingSettings,
+        lease_seconds=settings.provided.lease_seconds,
+        retry_policy=settings.provided.retry_policy,
+        embed_batch_size=settings.provided.embedding_batch_size,
+    )
+    # handlers over a task's own unit-of-work factory: container.process_batch(uow_factory=...)
+    process_batch = providers.Factory(
+        ProcessBatchHandler,
+        extractor=extractor,
+        chunker=chunker,
+        embedder=embedder,
+        clock=clock,
+        settings=processing_settings,
+    )
+    sweep_queue = providers.Factory(SweepQueueHandler, queue=doorbell, clock=clock)
 
 
 def build_container(settings: Settings | None = None) -> Container:

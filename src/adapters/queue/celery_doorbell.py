@@ -29,7 +29,8 @@ class CeleryDoorbell:
         self.queue = queue
         self.batch_size = batch_size
         self.redis_url = redis_url
-        self._redis: aioredis.Redis | None = None
+        # one client per event loop: every Celery task runs its own loop
+        self._redis: dict[int, aioredis.Redis] = {}
 
     def ring_blocking(self) -> None:
         self.celery_app.send_task(
@@ -49,20 +50,27 @@ class CeleryDoorbell:
             log.warning("doorbell not rung (%s: %s); the sweeper will", type(exc).__name__, exc)
 
     async def backlog(self) -> int | None:
+        loop_id = id(asyncio.get_running_loop())
         try:
-            if self._redis is None:
-                self._redis = aioredis.Redis.from_url(
-                    self.redis_url, socket_connect_timeout=1, socket_timeout=2
-                )
-            return int(await self._redis.llen(self.queue))
+            client = self._redis.get(loop_id)
+            if client is None:
+                # clients of loops that have ended cannot be closed from here; drop them
+                self._redis = {
+                    loop_id: aioredis.Redis.from_url(
+                        self.redis_url, socket_connect_timeout=1, socket_timeout=2
+                    )
+                }
+                client = self._redis[loop_id]
+            return int(await client.llen(self.queue))
         except Exception:
             return None
 
     async def close(self) -> None:
-        if self._redis is not None:
+        """Close the client of the running loop (call it before that loop ends)."""
+        client = self._redis.pop(id(asyncio.get_running_loop()), None)
+        if client is not None:
             with contextlib.suppress(Exception):
-                await self._redis.aclose()
-            self._redis = None
+                await client.aclose()
 
 
 class CoalescingDoorbell:

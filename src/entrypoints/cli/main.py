@@ -186,6 +186,29 @@ def api() -> None:
 
 
 @app.command()
+def worker() -> None:
+    """Run a Celery worker (pool solo in development, prefork in production)."""
+    from entrypoints.logging import configure_logging
+    from entrypoints.worker.main import run_worker
+
+    settings = resolve_settings()
+    configure_logging(settings.log_level, settings.log_json, process="worker")
+    run_worker(settings, settings.log_level)
+
+
+@app.command()
+def beat() -> None:
+    """Run the Celery beat scheduler (the queue sweeper). One is enough; a second
+    one is harmless (sweeping is idempotent)."""
+    from entrypoints.logging import configure_logging
+    from entrypoints.worker.main import run_beat
+
+    settings = resolve_settings()
+    configure_logging(settings.log_level, settings.log_json, process="beat")
+    run_beat(settings, settings.log_level)
+
+
+@app.command()
 def migrate() -> None:
     """alembic upgrade head against DATABASE_URL."""
     upgrade_head(resolve_settings().require_database_url())

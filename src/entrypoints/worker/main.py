@@ -1,0 +1,105 @@
+"""Start a Celery worker or the beat scheduler from the settings.
+
+`cogep-ingest worker` / `cogep-ingest beat` call these. The worker refuses to start
+when the configured embedding model does not fit the vector column.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from pathlib import Path
+
+from celery import Celery
+from celery.signals import worker_shutting_down
+
+from adapters.postgres.orm import EMBEDDING_DIM
+from domain.errors import DomainError, EmbeddingModelMismatch
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
+from entrypoints.worker import tasks
+from entrypoints.worker.celery_app import QUEUE, create_celery_app
+
+log = logging.getLogger(__name__)
+
+
+def create_worker_app(settings: Settings) -> Celery:
+    app = create_celery_app(settings)
+    tasks.register_tasks(app, settings)
+    return app
+
+
+@worker_shutting_down.connect  # type: ignore[untyped-decorator]
+def _stop_draining(**_: object) -> None:
+    # a draining task finishes the batch in hand, then returns (warm shutdown)
+    tasks.SHUTTING_DOWN.set()
+
+
+def worker_processes(settings: Settings) -> tuple[int, int]:
+    """(pool processes, embedding threads per process): together about the core count,
+    since each process's model already uses every thread it is given."""
+    cpus = os.cpu_count() or 1
+    if settings.effective_pool == "solo":
+        concurrency = 1
+    else:
+        concurrency = settings.worker_concurrency or max(1, cpus // 2)
+    threads = settings.embedding_threads or max(1, cpus // concurrency)
+    return concurrency, threads
+
+
+def check_embedder(settings: Settings) -> str:
+    """The configured model must produce vectors the column can hold. Raises
+    EmbeddingModelMismatch; an embedding server that is down only delays the check
+    to the first batch (its jobs are retried)."""
+    container = build_container(settings)
+    embedder = container.embedder()
+    if embedder.dimension != EMBEDDING_DIM:
+        raise EmbeddingModelMismatch(
+            f"the model {embedder.model_name!r} makes {embedder.dimension}-dimensional vectors; "
+            f"the database column holds {EMBEDDING_DIM} (change EMBEDDING_DIM in the ORM "
+            "module, autogenerate a migration, upgrade, then reprocess)"
+        )
+    if settings.embedding_backend == "openai":
+        try:
+            asyncio.run(embedder.embed_query("teste"))
+        except EmbeddingModelMismatch:
+            raise
+        except DomainError as exc:
+            log.warning("embedding server not usable yet (%s); starting anyway", exc.reason)
+    return embedder.model_name
+
+
+def run_worker(settings: Settings, loglevel: str, queues: str = QUEUE) -> None:
+    concurrency, threads = worker_processes(settings)
+    # before anything loads the model: OpenMP reads it once per process
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    model = check_embedder(settings)
+    log.info(
+        "worker: pool %s x %d, %d embedding threads each, model %s",
+        settings.effective_pool,
+        concurrency,
+        threads,
+        model,
+    )
+    app = create_worker_app(settings)
+    app.worker_main(
+        [
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--queues={queues}",
+            f"--pool={settings.effective_pool}",
+            f"--concurrency={concurrency}",
+            f"--hostname=cogep@{socket.gethostname()}-{os.getpid()}",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+    )
+
+
+def run_beat(settings: Settings, loglevel: str) -> None:
+    app = create_celery_app(settings)
+    schedule = Path(settings.data_dir) / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    app.Beat(schedule=str(schedule), loglevel=loglevel).run()
