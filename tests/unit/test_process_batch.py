@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Sequence
 
 import pytest
 
@@ -17,7 +19,7 @@ from application.use_cases.process_batch import (
     ProcessingSettings,
 )
 from domain.errors import CorruptDocument, EmbeddingUnavailable
-from domain.model import IngestionStatus, RetryPolicy
+from domain.model import DocumentType, ExtractedDocument, IngestionStatus, RetryPolicy
 from tests.unit.fakes import (
     FakeChunker,
     FakeClock,
@@ -166,3 +168,28 @@ async def test_processing_twice_leaves_exactly_one_chunk_set() -> None:
 async def test_an_empty_queue_claims_nothing(batch_size: int) -> None:
     report = await make_handler(Store(), FakeClock())(ProcessBatch(batch_size, "w1"))
     assert report.claimed == 0
+
+
+async def test_embedding_starts_while_later_documents_are_still_being_extracted() -> None:
+    store, clock = Store(), FakeClock()
+    await enqueue(store, clock, b"a\n\nb\n\nc", b"d\n\ne\n\nf", b"g\n\nh\n\ni")
+    events: list[str] = []
+
+    class SlowExtractor(FakeExtractor):
+        async def extract(self, data: bytes, document_type: DocumentType) -> ExtractedDocument:
+            await asyncio.sleep(0.01)
+            events.append(f"extracted {data[:1].decode()}")
+            return await super().extract(data, document_type)
+
+    class SlowEmbedder(FakeEmbedder):
+        async def embed_passages(self, texts: Sequence[str]) -> list[Sequence[float]]:
+            events.append(f"embedding {texts[0]}")
+            await asyncio.sleep(0.02)
+            return await super().embed_passages(texts)
+
+    report = await make_handler(store, clock, extractor=SlowExtractor(), embedder=SlowEmbedder())(
+        ProcessBatch(10, "w1")
+    )
+    assert report.completed == 3
+    # the first full batch (document a) embeds before document g is even extracted
+    assert events.index("embedding a") < events.index("extracted g")

@@ -14,8 +14,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from application.ports import Chunker, Clock, Embedder, TextExtractor, UnitOfWorkFactory
 from domain.errors import DomainError, NoTextFound, TransientError
@@ -102,8 +103,7 @@ class ProcessBatchHandler:
             return report
         renewer = asyncio.create_task(self._renew_leases(claims))
         try:
-            prepared = await self._prepare(claims, report)
-            await self._embed_and_store(prepared, report)
+            await self._pipeline(claims, report)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -111,8 +111,14 @@ class ProcessBatchHandler:
         return report
 
     # -- stages ------------------------------------------------------------------
+    #
+    # A producer extracts and chunks the documents one after another into a queue;
+    # the consumer embeds full batches (across documents) as soon as they are ready,
+    # so extraction of the next documents overlaps embedding of the previous ones;
+    # a document whose chunks all have vectors is stored by a background task while
+    # the next batch embeds. The model therefore rarely waits.
 
-    async def _prepare(self, claims: list[ClaimedJob], report: BatchReport) -> list[_Prepared]:
+    async def _pipeline(self, claims: list[ClaimedJob], report: BatchReport) -> None:
         t0 = time.perf_counter()
         ids = [c.document_id for c in claims]
         async with self.uow_factory() as uow:
@@ -121,43 +127,74 @@ class ProcessBatchHandler:
             await uow.jobs.set_stage(claims, Stage.EXTRACTING, self.clock.now())
             await uow.commit()
         report.add_time("load", time.perf_counter() - t0)
+        queue: asyncio.Queue[_Prepared | None] = asyncio.Queue()
+        producer = asyncio.create_task(self._produce(claims, docs, contents, queue, report))
+        background: set[asyncio.Task[None]] = set()
+        try:
+            await self._consume(queue, report, background)
+        finally:
+            if not producer.done():
+                producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+            if background:
+                await asyncio.gather(*background)
 
-        prepared: list[_Prepared] = []
-        for claim in claims:
-            doc = docs.get(claim.document_id)
-            data = contents.get(claim.document_id)
-            if doc is None or data is None:  # deleted while queued: the cascade took the job
-                report.lost += 1
-                continue
-            try:
-                t1 = time.perf_counter()
-                extracted = await self.extractor.extract(data, doc.content_type)
-                t2 = time.perf_counter()
-                drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
-                report.add_time("extract", t2 - t1)
-                report.add_time("chunk", time.perf_counter() - t2)
-                if not drafts:
-                    raise NoTextFound(
-                        "no text could be extracted (a scanned PDF needs OCR, which is not supported)"
-                    )
-            except Exception as exc:  # one bad document never fails the batch
-                await self._fail(claim, exc, Stage.EXTRACTING, report)
-                continue
-            prepared.append(_Prepared(claim, doc, drafts, [None] * len(drafts)))
-        return prepared
+    async def _produce(
+        self,
+        claims: list[ClaimedJob],
+        docs: dict[uuid.UUID, Document],
+        contents: dict[uuid.UUID, bytes],
+        queue: asyncio.Queue[_Prepared | None],
+        report: BatchReport,
+    ) -> None:
+        try:
+            for claim in claims:
+                doc = docs.get(claim.document_id)
+                data = contents.get(claim.document_id)
+                if doc is None or data is None:  # deleted while queued: the cascade took the job
+                    report.lost += 1
+                    continue
+                try:
+                    t1 = time.perf_counter()
+                    extracted = await self.extractor.extract(data, doc.content_type)
+                    t2 = time.perf_counter()
+                    drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
+                    report.add_time("extract", t2 - t1)
+                    report.add_time("chunk", time.perf_counter() - t2)
+                    if not drafts:
+                        raise NoTextFound(
+                            "no text could be extracted (a scanned PDF needs OCR, "
+                            "which is not supported)"
+                        )
+                except Exception as exc:  # one bad document never fails the batch
+                    await self._fail(claim, exc, Stage.EXTRACTING, report)
+                    continue
+                await queue.put(_Prepared(claim, doc, drafts, [None] * len(drafts)))
+        finally:
+            await queue.put(None)
 
-    async def _embed_and_store(self, prepared: list[_Prepared], report: BatchReport) -> None:
-        if not prepared:
-            return
-        async with self.uow_factory() as uow:
-            await uow.jobs.set_stage([p.claim for p in prepared], Stage.EMBEDDING, self.clock.now())
-            await uow.commit()
-        work = [(p, i) for p in prepared for i in range(len(p.drafts))]
+    async def _consume(
+        self,
+        queue: asyncio.Queue[_Prepared | None],
+        report: BatchReport,
+        background: set[asyncio.Task[None]],
+    ) -> None:
         size = self.settings.embed_batch_size
-        failed: set[uuid.UUID] = set()
-        stored: set[uuid.UUID] = set()
-        for start in range(0, len(work), size):
-            batch = [(p, i) for p, i in work[start : start + size] if p.claim.job_id not in failed]
+        pending: list[tuple[_Prepared, int]] = []  # (document, chunk index) without a vector
+        handled: set[uuid.UUID] = set()  # failed, or handed to their store task
+        finished = False
+        while not finished or pending:
+            # take what is ready; wait for more only while a batch is not yet full
+            while not finished and (len(pending) < size or not queue.empty()):
+                item = await queue.get()
+                if item is None:
+                    finished = True
+                    break
+                pending.extend((item, i) for i in range(len(item.drafts)))
+                self._spawn(background, self._set_stage(item.claim, Stage.EMBEDDING))
+            batch, pending = pending[:size], pending[size:]
+            batch = [(p, i) for p, i in batch if p.claim.job_id not in handled]
             if not batch:
                 continue
             t0 = time.perf_counter()
@@ -172,16 +209,30 @@ class ProcessBatchHandler:
             except Exception as exc:
                 report.add_time("embed", time.perf_counter() - t0)
                 for p in {id(p): p for p, _ in batch}.values():
-                    failed.add(p.claim.job_id)
-                    await self._fail(p.claim, exc, Stage.EMBEDDING, report)
+                    handled.add(p.claim.job_id)
+                    self._spawn(background, self._fail(p.claim, exc, Stage.EMBEDDING, report))
                 continue
             report.add_time("embed", time.perf_counter() - t0)
             for (p, i), vector in zip(batch, vectors, strict=True):
                 p.vectors[i] = vector
             for p in {id(p): p for p, _ in batch}.values():
-                if p.done and p.claim.job_id not in stored and p.claim.job_id not in failed:
-                    stored.add(p.claim.job_id)
-                    await self._store(p, report)
+                if p.done and p.claim.job_id not in handled:
+                    handled.add(p.claim.job_id)
+                    self._spawn(background, self._store(p, report))
+
+    @staticmethod
+    def _spawn(background: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    async def _set_stage(self, claim: ClaimedJob, stage: Stage) -> None:
+        try:
+            async with self.uow_factory() as uow:
+                await uow.jobs.set_stage([claim], stage, self.clock.now())
+                await uow.commit()
+        except Exception:  # informational only; the store or failure write is what counts
+            log.warning("could not record stage %s of job %s", stage, claim.job_id)
 
     async def _store(self, p: _Prepared, report: BatchReport) -> None:
         t0 = time.perf_counter()
