@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from dependency_injector.wiring import Provide, inject
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +18,7 @@ from application.ports import RateLimiter
 from application.use_cases.api_keys import Authenticator
 from domain.api_keys import ApiKey, Scope
 from domain.errors import DocumentTooLarge, InvalidInput
+from entrypoints.api.injection import Provide, inject
 from entrypoints.api.problems import ApiProblem
 from entrypoints.container import Container
 from entrypoints.settings import Settings
@@ -36,7 +36,8 @@ async def get_db(
 DbSession = Annotated[AsyncSession, Depends(get_db)]
 
 
-def uow(db: DbSession) -> SqlAlchemyUnitOfWork:
+async def uow(db: DbSession) -> SqlAlchemyUnitOfWork:
+    # async on purpose: FastAPI runs a plain `def` dependency in a thread, per request
     return SqlAlchemyUnitOfWork(session=db)
 
 

@@ -7,7 +7,6 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from adapters.metrics import DOCUMENTS_ACCEPTED
@@ -22,6 +21,7 @@ from domain.api_keys import Scope
 from domain.errors import InvalidInput
 from domain.model import IngestionStatus
 from entrypoints.api.deps import Principal, UnitOfWorkDep, read_upload_form, require
+from entrypoints.api.injection import Provide, inject
 from entrypoints.api.schemas import (
     DocumentOut,
     DocumentPage,

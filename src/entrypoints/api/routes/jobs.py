@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Query, status
 
 from application.use_cases.jobs import Jobs
 from domain.api_keys import Scope
 from domain.model import IngestionStatus
 from entrypoints.api.deps import Principal, UnitOfWorkDep, require
+from entrypoints.api.injection import Provide, inject
 from entrypoints.api.schemas import JobOut, JobPage, Problem, decode_cursor, encode_cursor
 from entrypoints.container import Container
 

@@ -7,7 +7,6 @@ import logging
 import time
 from typing import Annotated
 
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,6 +18,7 @@ from adapters.queue.celery_doorbell import CoalescingDoorbell
 from application.use_cases.stats import GetStats, Stats
 from domain.api_keys import Scope
 from entrypoints.api.deps import Principal, UnitOfWorkDep, require
+from entrypoints.api.injection import Provide, inject
 from entrypoints.api.schemas import HealthOut, ModelCount, StatsOut
 from entrypoints.container import Container
 
