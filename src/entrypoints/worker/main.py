@@ -17,7 +17,7 @@ from celery.signals import worker_shutting_down
 
 from adapters.postgres.orm import EMBEDDING_DIM
 from domain.errors import DomainError, EmbeddingModelMismatch
-from entrypoints.container import build_container
+from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 from entrypoints.worker import tasks
 from entrypoints.worker.celery_app import QUEUE, create_celery_app
@@ -49,11 +49,11 @@ def worker_processes(settings: Settings) -> tuple[int, int]:
     return concurrency, threads
 
 
-def check_embedder(settings: Settings) -> str:
+def check_embedder(settings: Settings, container: Container | None = None) -> str:
     """The configured model must produce vectors the column can hold. Raises
     EmbeddingModelMismatch; an embedding server that is down only delays the check
     to the first batch (its jobs are retried)."""
-    container = build_container(settings)
+    container = container or build_container(settings)
     embedder = container.embedder()
     if embedder.dimension != EMBEDDING_DIM:
         raise EmbeddingModelMismatch(
@@ -73,9 +73,14 @@ def check_embedder(settings: Settings) -> str:
 
 def run_worker(settings: Settings, loglevel: str, queues: str = QUEUE) -> None:
     concurrency, threads = worker_processes(settings)
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)  # inherited by its threads, pool children, parser
     # before anything loads the model: OpenMP reads it once per process
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    model = check_embedder(settings)
+    # solo: this process runs the tasks, so the checked model is the one they use;
+    # prefork: children build their own after the fork
+    solo = settings.effective_pool == "solo"
+    model = check_embedder(settings, tasks.process_container(settings) if solo else None)
     log.info(
         "worker: pool %s x %d, %d embedding threads each, model %s",
         settings.effective_pool,
