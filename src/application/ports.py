@@ -25,6 +25,7 @@ from domain.model import (
     IngestionStatus,
     Stage,
 )
+from domain.search import SearchFilter, SearchHit
 
 
 class Clock(Protocol):
@@ -129,6 +130,20 @@ class ChunkRepository(Protocol):
 
     async def models(self) -> Mapping[tuple[str, int], int]:
         """Chunk counts per (model name, dimension): a mixed index is visible here."""
+        ...
+
+    async def search_by_vector(
+        self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int
+    ) -> list[SearchHit]:
+        """Nearest chunks of `model_name` by cosine distance, best first. Returns `limit`
+        hits whenever that many chunks match the filter (filters never starve it)."""
+        ...
+
+    async def search_by_keywords(
+        self, text: str, model_name: str, flt: SearchFilter, limit: int
+    ) -> list[SearchHit]:
+        """Chunks matching any of the words (Portuguese stemming, accents ignored),
+        best first."""
         ...
 
 

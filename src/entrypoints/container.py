@@ -27,6 +27,7 @@ from application.use_cases.documents import Documents
 from application.use_cases.enqueue_document import EnqueueDocumentHandler, UploadLimits
 from application.use_cases.jobs import Jobs
 from application.use_cases.process_batch import ProcessBatchHandler, ProcessingSettings
+from application.use_cases.search import SearchChunksHandler
 from application.use_cases.stats import GetStats
 from application.use_cases.sweep import SweepQueueHandler
 from entrypoints.settings import Settings
@@ -167,6 +168,9 @@ class Container(containers.DeclarativeContainer):
         settings=processing_settings,
     )
     sweep_queue = providers.Factory(SweepQueueHandler, queue=doorbell, clock=clock)
+
+    # -- search (API): the query embedder is the worker's model, loaded on first use ----
+    search = providers.Singleton(SearchChunksHandler, embedder=embedder)
 
 
 def build_container(settings: Settings | None = None) -> Container:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -28,6 +28,7 @@ from domain.model import (
     IngestionStatus,
     Stage,
 )
+from domain.search import SearchFilter, SearchHit
 
 
 class FakeClock:
@@ -205,6 +206,62 @@ class FakeChunks:
 
     async def count(self, document_id: uuid.UUID) -> int:
         return len(self.s.chunks.get(document_id, []))
+
+    def _hits(self, model_name: str, flt: SearchFilter) -> list[tuple[int, Chunk, Document]]:
+        out = []
+        for doc_id, chunks in self.s.chunks.items():
+            doc = self.s.documents[doc_id]
+            if flt.collection and doc.collection != flt.collection:
+                continue
+            if flt.document_ids and doc_id not in flt.document_ids:
+                continue
+            if any(doc.metadata.get(k) != v for k, v in flt.metadata.items()):
+                continue
+            for c in chunks:
+                if c.model_name == model_name:
+                    out.append((hash((doc_id, c.position)) & 0x7FFFFFFF, c, doc))
+        return out
+
+    @staticmethod
+    def _hit(cid: int, c: Chunk, doc: Document, score: float) -> SearchHit:
+        return SearchHit(
+            cid,
+            doc.id,
+            doc.filename,
+            doc.collection,
+            c.position,
+            c.heading,
+            c.text,
+            c.page_start,
+            c.page_end,
+            score,
+        )
+
+    async def search_by_vector(
+        self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int
+    ) -> list[SearchHit]:
+        def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+            dot = sum(x * y for x, y in zip(a, b, strict=True))
+            na = sum(x * x for x in a) ** 0.5 or 1.0
+            nb = sum(y * y for y in b) ** 0.5 or 1.0
+            return dot / (na * nb)
+
+        scored = [
+            self._hit(cid, c, d, cosine(vector, c.embedding))
+            for cid, c, d in self._hits(model_name, flt)
+        ]
+        return sorted(scored, key=lambda h: -h.score)[:limit]
+
+    async def search_by_keywords(
+        self, text: str, model_name: str, flt: SearchFilter, limit: int
+    ) -> list[SearchHit]:
+        words = {w.lower() for w in text.split()}
+        scored = []
+        for cid, c, d in self._hits(model_name, flt):
+            found = len(words & {w.lower() for w in c.text.split()})
+            hit = self._hit(cid, c, d, float(found))
+            scored.append(replace(hit, coverage=found / len(words)))
+        return sorted((h for h in scored if h.score > 0), key=lambda h: -h.score)[:limit]
 
     async def models(self) -> Mapping[tuple[str, int], int]:
         out: dict[tuple[str, int], int] = {}

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.postgres.orm import (
+    TEXT_SEARCH_CONFIG,
+    UNACCENT_FROM,
+    UNACCENT_TO,
     ApiKeyRow,
     ChunkRow,
     DocumentContentRow,
@@ -36,6 +41,7 @@ from domain.model import (
     IngestionStatus,
     Stage,
 )
+from domain.search import SearchFilter, SearchHit
 
 documents = cast(Table, DocumentRow.__table__)
 contents = cast(Table, DocumentContentRow.__table__)
@@ -400,7 +406,133 @@ class SqlAlchemyJobRepository:
         return [job_from_row(r) for r in await self.session.execute(stmt)]
 
 
-class SqlAlchemyChunkRepository:
+# -- search ------------------------------------------------------------------------------
+#
+# pgvector 0.6 (the embedded server's) has no iterative index scan: an HNSW scan yields
+# at most hnsw.ef_search candidates and a WHERE clause filters them afterwards, so a
+# narrow filter can starve the result. The vector search therefore widens ef_search
+# step by step and, when a filter still leaves fewer than `limit` hits, finishes with
+# an exact scan of the filtered chunks (index scans off for that statement only).
+
+_HIT_COLUMNS = """
+    c.id AS chunk_id, c.document_id, d.filename, d.collection, c.position, c.heading,
+    c.text, c.page_start, c.page_end
+"""
+_EF_SEARCH_STEPS = (100, 400, 1000)
+
+
+def _filter_sql(flt: SearchFilter, params: dict[str, Any]) -> str:
+    clauses = ["c.model_name = :model"]
+    if flt.collection:
+        clauses.append("d.collection = :collection")
+        params["collection"] = flt.collection
+    if flt.document_ids:
+        clauses.append("c.document_id = ANY(:document_ids)")
+        params["document_ids"] = list(flt.document_ids)
+    if flt.metadata:
+        clauses.append("d.metadata @> CAST(:metadata AS jsonb)")
+        params["metadata"] = orjson.dumps(dict(flt.metadata)).decode()
+    return " AND ".join(clauses)
+
+
+def _hit(row: Row[Any], score: float, **ranks: int) -> SearchHit:
+    return SearchHit(
+        chunk_id=row.chunk_id,
+        document_id=row.document_id,
+        filename=row.filename,
+        collection=row.collection,
+        position=row.position,
+        heading=row.heading,
+        text=row.text,
+        page_start=row.page_start,
+        page_end=row.page_end,
+        score=score,
+        **ranks,
+    )
+
+
+class ChunkSearchMixin:
+    session: AsyncSession
+
+    async def search_by_vector(
+        self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int
+    ) -> list[SearchHit]:
+        params: dict[str, Any] = {
+            "model": model_name,
+            "query": "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]",
+            "limit": limit,
+        }
+        where = _filter_sql(flt, params)
+        sql = text(
+            f"""
+            SELECT {_HIT_COLUMNS}, c.embedding <=> CAST(:query AS vector) AS distance
+            FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id
+            WHERE {where}
+            ORDER BY c.embedding <=> CAST(:query AS vector)
+            LIMIT :limit
+            """  # noqa: S608 - the WHERE is built from fixed clauses; values are bound
+        )
+        rows: list[Row[Any]] = []
+        for ef in _EF_SEARCH_STEPS:
+            await self.session.execute(
+                text("SELECT set_config('hnsw.ef_search', :ef, true)"),
+                {"ef": str(max(ef, limit))},
+            )
+            rows = list(await self.session.execute(sql, params))
+            if len(rows) >= limit or not flt.narrows:
+                break
+        else:
+            # still short under a filter: exact distances over the filtered chunks
+            await self.session.execute(text("SELECT set_config('enable_indexscan', 'off', true)"))
+            rows = list(await self.session.execute(sql, params))
+            await self.session.execute(text("SELECT set_config('enable_indexscan', 'on', true)"))
+        return [
+            _hit(r, 1.0 - float(r.distance), vector_rank=i) for i, r in enumerate(rows, start=1)
+        ]
+
+    async def search_by_keywords(
+        self, text_query: str, model_name: str, flt: SearchFilter, limit: int
+    ) -> list[SearchHit]:
+        params: dict[str, Any] = {
+            "model": model_name,
+            "text": text_query,
+            "limit": limit,
+            "from": UNACCENT_FROM,
+            "to": UNACCENT_TO,
+        }
+        where = _filter_sql(flt, params)
+        # any of the words (questions rarely share all their words with the answer),
+        # ranked by how many of the query's terms a chunk holds, then by ts_rank_cd.
+        # plainto_tsquery stems and drops stop words; its ANDs become ORs.
+        sql = text(
+            f"""
+            WITH q AS (
+                SELECT replace(plainto_tsquery('{TEXT_SEARCH_CONFIG}', t.folded)::text, '&', '|')
+                           ::tsquery AS query,
+                       tsvector_to_array(to_tsvector('{TEXT_SEARCH_CONFIG}', t.folded)) AS terms
+                FROM (SELECT translate(:text, :from, :to) AS folded) AS t
+            )
+            SELECT {_HIT_COLUMNS}, ts_rank_cd(c.search_vector, q.query, 1) AS rank,
+                   (SELECT count(*) FROM unnest(q.terms) AS term
+                    WHERE c.search_vector @@ CAST(quote_literal(term) AS tsquery)) AS matched,
+                   cardinality(q.terms) AS terms
+            FROM q, ai.chunks c JOIN ai.documents d ON d.id = c.document_id
+            WHERE c.search_vector @@ q.query AND {where}
+            ORDER BY matched DESC, rank DESC, c.id
+            LIMIT :limit
+            """  # noqa: S608 - fixed clauses; values are bound
+        )
+        rows = await self.session.execute(sql, params)
+        return [
+            replace(
+                _hit(r, float(r.rank), keyword_rank=i),
+                coverage=r.matched / r.terms if r.terms else 0.0,
+            )
+            for i, r in enumerate(rows, start=1)
+        ]
+
+
+class SqlAlchemyChunkRepository(ChunkSearchMixin):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 

@@ -3,6 +3,7 @@ all heavy work is the worker's."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,7 @@ from fastapi import FastAPI
 
 from entrypoints.api import problems
 from entrypoints.api.middleware import MetricsMiddleware
-from entrypoints.api.routes import documents, jobs, ops
+from entrypoints.api.routes import documents, jobs, ops, search
 from entrypoints.container import Container, build_container
 from entrypoints.logging import configure_logging
 
@@ -19,6 +20,7 @@ _WIRED = [
     "entrypoints.api.routes.documents",
     "entrypoints.api.routes.jobs",
     "entrypoints.api.routes.ops",
+    "entrypoints.api.routes.search",
 ]
 
 
@@ -30,6 +32,8 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # load the query embedder now (in a thread), not on the first search
+        await asyncio.to_thread(container.search)
         yield
         await container.api_doorbell().close()
         await container.engine().dispose()
@@ -51,6 +55,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.include_router(documents.router)
     app.include_router(jobs.router)
+    app.include_router(search.router)
     app.include_router(ops.router)
     if settings.auth_disabled and settings.environment == "production":  # pragma: no cover
         raise RuntimeError("authentication cannot be disabled in production")

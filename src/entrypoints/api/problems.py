@@ -27,6 +27,8 @@ _STATUS: list[tuple[type[errors.DomainError], int]] = [
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.InvalidTransition, 409),
+    (errors.EmbeddingUnavailable, 503),
+    (errors.EmbeddingModelMismatch, 503),
 ]
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from application.ports import DocumentView
 from domain.errors import InvalidInput
 from domain.model import IngestionJob, IngestionStatus
+from domain.search import SearchHit, SearchMode
 
 
 class Problem(BaseModel):
@@ -155,3 +156,49 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         return when, uuid.UUID(item)
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise InvalidInput("the cursor is not one this API returned", field="cursor") from exc
+
+
+# -- search ------------------------------------------------------------------------------
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(
+        min_length=1, max_length=2000, examples=["quantos dias de férias posso acumular?"]
+    )
+    top_k: int = Field(default=10, ge=1, le=100)
+    mode: SearchMode = SearchMode.HYBRID
+    collection: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+    document_ids: list[uuid.UUID] = Field(default_factory=list, max_length=100)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="only documents whose metadata contains this object"
+    )
+
+
+class SearchHitOut(BaseModel):
+    chunk_id: int
+    document_id: uuid.UUID
+    filename: str
+    collection: str
+    position: int
+    heading: str | None
+    text: str
+    page_start: int | None
+    page_end: int | None
+    score: float
+    vector_rank: int | None
+    keyword_rank: int | None
+    coverage: float | None = Field(description="keyword hits: share of the query's terms found")
+
+    @classmethod
+    def of(cls, hit: SearchHit) -> SearchHitOut:
+        return cls(**{name: getattr(hit, name) for name in cls.model_fields})
+
+
+class SearchOut(BaseModel):
+    query: str
+    mode: SearchMode
+    model: str
+    took_ms: float
+    results: list[SearchHitOut]

@@ -1,0 +1,81 @@
+"""SearchChunks: the question in Portuguese, the best chunks back.
+
+vector = the query embedded with the model's query prefix, cosine over HNSW;
+keyword = Portuguese full-text search, accent-insensitive, any of the words, ranked
+by how many of the query's terms a chunk holds; hybrid (the default) = reciprocal rank
+fusion of a deeper candidate list from each, counting keyword hits that hold at least
+half of the query's terms.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from application.ports import Embedder, UnitOfWork
+from domain.errors import InvalidInput
+from domain.search import HYBRID_MIN_COVERAGE, SearchFilter, SearchHit, SearchMode, fuse
+
+MAX_TOP_K = 100
+MAX_QUERY_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class SearchChunks:
+    query: str
+    top_k: int = 10
+    mode: SearchMode = SearchMode.HYBRID
+    filter: SearchFilter = field(default_factory=SearchFilter)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    mode: SearchMode
+    hits: list[SearchHit]
+    took_ms: float
+    model_name: str
+
+
+class SearchChunksHandler:
+    def __init__(self, embedder: Embedder, candidates: int = 50) -> None:
+        self.embedder = embedder
+        self.candidates = candidates  # per list, before fusion
+
+    async def __call__(self, cmd: SearchChunks, uow: UnitOfWork) -> SearchResult:
+        query = " ".join(cmd.query.split())
+        if not query:
+            raise InvalidInput("the query is empty", field="query")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InvalidInput(
+                f"the query is longer than {MAX_QUERY_CHARS} characters", field="query"
+            )
+        if not 1 <= cmd.top_k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}", field="top_k")
+        t0 = time.perf_counter()
+        model = self.embedder.model_name
+        depth = (
+            cmd.top_k if cmd.mode is not SearchMode.HYBRID else max(self.candidates, 4 * cmd.top_k)
+        )
+        vector_hits: list[SearchHit] = []
+        keyword_hits: list[SearchHit] = []
+        async with uow:
+            if cmd.mode in (SearchMode.VECTOR, SearchMode.HYBRID):
+                vector = await self.embedder.embed_query(query)
+                vector_hits = await uow.chunks.search_by_vector(vector, model, cmd.filter, depth)
+            if cmd.mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
+                keyword_hits = await uow.chunks.search_by_keywords(query, model, cmd.filter, depth)
+        if cmd.mode is SearchMode.VECTOR:
+            hits = vector_hits
+        elif cmd.mode is SearchMode.KEYWORD:
+            hits = keyword_hits
+        else:
+            strong = [h for h in keyword_hits if (h.coverage or 0.0) >= HYBRID_MIN_COVERAGE]
+            hits = fuse(vector_hits, strong)
+        return SearchResult(
+            query=query,
+            mode=cmd.mode,
+            hits=hits[: cmd.top_k],
+            took_ms=(time.perf_counter() - t0) * 1000,
+            model_name=model,
+        )

@@ -1,0 +1,81 @@
+"""Search over the indexed chunks: modes, filters, hits, and rank fusion."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al., 2009)
+# In hybrid mode a keyword hit counts only when it holds at least half of the query's
+# terms: a question shares common words ("trabalho", "servidor") with many wrong
+# chunks, and fusion would let one such word outrank the right semantic hit.
+HYBRID_MIN_COVERAGE = 0.5
+
+
+class SearchMode(enum.StrEnum):
+    VECTOR = "vector"  # pgvector cosine over HNSW, the model's query prefix
+    KEYWORD = "keyword"  # PostgreSQL full-text search, Portuguese, accent-insensitive
+    HYBRID = "hybrid"  # reciprocal rank fusion of both
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    collection: str | None = None
+    document_ids: Sequence[uuid.UUID] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)  # JSON containment
+
+    @property
+    def narrows(self) -> bool:
+        return bool(self.collection or self.document_ids or self.metadata)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: int
+    document_id: uuid.UUID
+    filename: str
+    collection: str
+    position: int
+    heading: str | None
+    text: str
+    page_start: int | None
+    page_end: int | None
+    score: float  # mode-specific: cosine similarity, ts_rank, or the fused RRF score
+    vector_rank: int | None = None
+    keyword_rank: int | None = None
+    coverage: float | None = None  # keyword hits: share of the query's terms found
+
+
+def fuse(
+    vector: Sequence[SearchHit], keyword: Sequence[SearchHit], k: int = RRF_K
+) -> list[SearchHit]:
+    """Reciprocal rank fusion: score = sum over lists of 1 / (k + rank), ranks from 1.
+    Ties keep the vector order first (deterministic)."""
+    scores: dict[int, float] = {}
+    hits: dict[int, SearchHit] = {}
+    vector_ranks: dict[int, int] = {}
+    keyword_ranks: dict[int, int] = {}
+    for rank, hit in enumerate(vector, start=1):
+        scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (k + rank)
+        hits.setdefault(hit.chunk_id, hit)
+        vector_ranks[hit.chunk_id] = rank
+    for rank, hit in enumerate(keyword, start=1):
+        scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (k + rank)
+        hits.setdefault(hit.chunk_id, hit)
+        keyword_ranks[hit.chunk_id] = rank
+    order = sorted(
+        scores,
+        key=lambda cid: (-scores[cid], vector_ranks.get(cid, 10**9), keyword_ranks.get(cid, 10**9)),
+    )
+    return [
+        replace(
+            hits[cid],
+            score=scores[cid],
+            vector_rank=vector_ranks.get(cid),
+            keyword_rank=keyword_ranks.get(cid),
+        )
+        for cid in order
+    ]

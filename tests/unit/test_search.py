@@ -1,0 +1,145 @@
+"""SearchChunks and reciprocal rank fusion, over in-memory fakes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from application.use_cases.search import SearchChunks, SearchChunksHandler
+from domain.errors import InvalidInput
+from domain.model import Chunk, Document, DocumentType
+from domain.search import SearchFilter, SearchHit, SearchMode, fuse
+from tests.unit.fakes import FakeEmbedder, FakeUnitOfWork, Store
+
+
+def hit(chunk_id: int) -> SearchHit:
+    return SearchHit(chunk_id, uuid.uuid4(), "f", "c", 0, None, "t", None, None, 0.0)
+
+
+class TestFusion:
+    def test_a_chunk_found_by_both_lists_beats_one_found_by_one(self) -> None:
+        fused = fuse([hit(1), hit(2), hit(3)], [hit(3), hit(4)])
+        assert [h.chunk_id for h in fused] == [3, 1, 2, 4]  # 2 and 4 tie: vector order first
+        top = fused[0]
+        assert (top.vector_rank, top.keyword_rank) == (3, 1)
+        assert top.score == pytest.approx(1 / 63 + 1 / 61)
+
+    def test_equal_scores_keep_the_vector_order(self) -> None:
+        fused = fuse([hit(1), hit(2)], [hit(2), hit(1)])
+        assert [h.chunk_id for h in fused] == [1, 2]
+
+    def test_one_empty_list_leaves_the_other_order(self) -> None:
+        assert [h.chunk_id for h in fuse([], [hit(7), hit(8)])] == [7, 8]
+
+
+def store_with(*docs: tuple[str, str, list[str]]) -> Store:
+    """docs: (collection, filename, chunk texts); vectors from the fake embedder."""
+    store = Store()
+    embedder = FakeEmbedder()
+    for collection, filename, texts in docs:
+        doc = Document(
+            uuid.uuid4(),
+            collection,
+            filename,
+            DocumentType.TEXT,
+            1,
+            uuid.uuid4().hex,
+            {},
+            datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        store.documents[doc.id] = doc
+        store.chunks[doc.id] = [
+            Chunk(doc.id, i, t, 1, None, embedder._vector(t), embedder.model_name, 4)
+            for i, t in enumerate(texts)
+        ]
+    return store
+
+
+class TestSearchChunks:
+    async def test_keyword_mode_ranks_by_the_words_in_common(self) -> None:
+        store = store_with(
+            ("rh", "ferias.txt", ["ferias do servidor publico", "jornada semanal"]),
+            ("rh", "auxilio.txt", ["auxilio transporte do servidor"]),
+        )
+        result = await SearchChunksHandler(FakeEmbedder())(
+            SearchChunks("ferias servidor", mode=SearchMode.KEYWORD), FakeUnitOfWork(store)
+        )
+        assert [h.text for h in result.hits] == [
+            "ferias do servidor publico",
+            "auxilio transporte do servidor",
+        ]
+
+    async def test_hybrid_returns_top_k_fused_hits(self) -> None:
+        store = store_with(("rh", "a.txt", [f"texto numero {i}" for i in range(30)]))
+        result = await SearchChunksHandler(FakeEmbedder())(
+            SearchChunks("texto numero 7", top_k=5), FakeUnitOfWork(store)
+        )
+        assert result.mode is SearchMode.HYBRID and len(result.hits) == 5
+        assert all(h.vector_rank is not None for h in result.hits)
+
+    async def test_hybrid_ignores_keyword_hits_holding_few_of_the_query_terms(self) -> None:
+        store = store_with(("rh", "a.txt", ["alfa", "beta gama delta"]))
+
+        class Backwards(FakeEmbedder):
+            def _vector(self, text: str) -> list[float]:
+                return [1.0, 0.0, 0.0, 0.0] if "alfa" in text else [0.0, 1.0, 0.0, 0.0]
+
+        embedder = Backwards()
+        for chunks in store.chunks.values():
+            chunks[:] = [
+                Chunk(
+                    c.document_id,
+                    c.position,
+                    c.text,
+                    1,
+                    None,
+                    embedder._vector(c.text),
+                    "fake-embedder",
+                    4,
+                )
+                for c in chunks
+            ]
+        # "alfa" is the semantic match; "beta gama delta" shares one word out of four
+        result = await SearchChunksHandler(embedder)(
+            SearchChunks("alfa beta x y", top_k=1), FakeUnitOfWork(store)
+        )
+        assert [h.text for h in result.hits] == ["alfa"]
+        assert result.hits[0].keyword_rank is None  # one word of four: not counted
+
+    async def test_filters_reach_the_repository(self) -> None:
+        store = store_with(("rh", "a.txt", ["férias"]), ("outra", "b.txt", ["férias"]))
+        result = await SearchChunksHandler(FakeEmbedder())(
+            SearchChunks("férias", filter=SearchFilter(collection="outra")), FakeUnitOfWork(store)
+        )
+        assert [h.filename for h in result.hits] == ["b.txt"]
+
+    async def test_only_chunks_of_the_configured_model_are_searched(self) -> None:
+        store = store_with(("rh", "a.txt", ["férias"]))
+        for chunks in store.chunks.values():
+            chunks[:] = [
+                Chunk(c.document_id, c.position, c.text, 1, None, [1.0] * 8, "old", 8)
+                for c in chunks
+            ]
+        result = await SearchChunksHandler(FakeEmbedder())(
+            SearchChunks("férias"), FakeUnitOfWork(store)
+        )
+        assert result.hits == []
+
+    @pytest.mark.parametrize(
+        ("query", "top_k", "reason"),
+        [
+            ("   ", 10, "empty"),
+            ("x" * 2001, 10, "longer than"),
+            ("férias", 0, "top_k"),
+            ("férias", 101, "top_k"),
+        ],
+    )
+    async def test_bad_queries_are_refused_with_a_reason(
+        self, query: str, top_k: int, reason: str
+    ) -> None:
+        with pytest.raises(InvalidInput, match=reason):
+            await SearchChunksHandler(FakeEmbedder())(
+                SearchChunks(query, top_k=top_k), FakeUnitOfWork(Store())
+            )
