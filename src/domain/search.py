@@ -14,6 +14,60 @@ RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al., 2009)
 # chunks, and fusion would let one such word outrank the right semantic hit.
 HYBRID_MIN_COVERAGE = 0.5
 
+# Words that make a Portuguese sentence a question but say nothing about its subject,
+# and that PostgreSQL's Portuguese stop words keep: interrogatives and modal verbs.
+# Dropped from keyword queries only (the model reads the question as it is).
+QUESTION_WORDS = frozenset(
+    [
+        "quanto",
+        "quanta",
+        "quantos",
+        "quantas",
+        "qual",
+        "quais",
+        "como",
+        "onde",
+        "porque",
+        "porquê",
+        "posso",
+        "pode",
+        "podem",
+        "podemos",
+        "poderia",
+        "poderiam",
+        "devo",
+        "deve",
+        "devem",
+        "devemos",
+        "deveria",
+        "preciso",
+        "precisa",
+        "precisam",
+        "precisamos",
+        "consigo",
+        "consegue",
+        "conseguem",
+        "quero",
+        "queria",
+        "gostaria",
+        "existe",
+        "existem",
+        "saber",
+        "sei",
+    ]
+)
+_FOLD = str.maketrans("áàâãéêíóôõúüç", "aaaaeeiooouuc")
+
+
+def keyword_terms(query: str) -> str:
+    """The query for full-text search: the question without its question words."""
+    kept = [
+        w
+        for w in query.split()
+        if w.strip("?!.,;:()\"'").lower().translate(_FOLD) not in QUESTION_WORDS
+    ]
+    return " ".join(kept) if kept else query
+
 
 class SearchMode(enum.StrEnum):
     VECTOR = "vector"  # pgvector cosine over HNSW, the model's query prefix

@@ -10,7 +10,7 @@ import pytest
 from application.use_cases.search import SearchChunks, SearchChunksHandler
 from domain.errors import InvalidInput
 from domain.model import Chunk, Document, DocumentType
-from domain.search import SearchFilter, SearchHit, SearchMode, fuse
+from domain.search import SearchFilter, SearchHit, SearchMode, fuse, keyword_terms
 from tests.unit.fakes import FakeEmbedder, FakeUnitOfWork, Store
 
 
@@ -143,3 +143,19 @@ class TestSearchChunks:
             await SearchChunksHandler(FakeEmbedder())(
                 SearchChunks(query, top_k=top_k), FakeUnitOfWork(Store())
             )
+
+
+class TestKeywordTerms:
+    @pytest.mark.parametrize(
+        ("question", "terms"),
+        [
+            ("Quanto ganho trabalhando de madrugada?", "ganho trabalhando de madrugada?"),
+            ("Posso acumular férias?", "acumular férias?"),
+            ("QUAIS são os prazos", "são os prazos"),
+            ("como?", "como?"),  # nothing else left: keep the query as it is
+        ],
+    )
+    def test_question_words_are_dropped_from_keyword_queries(
+        self, question: str, terms: str
+    ) -> None:
+        assert keyword_terms(question) == terms

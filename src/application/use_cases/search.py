@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 from application.ports import Embedder, UnitOfWork
 from domain.errors import InvalidInput
-from domain.search import HYBRID_MIN_COVERAGE, SearchFilter, SearchHit, SearchMode, fuse
+from domain.search import (
+    HYBRID_MIN_COVERAGE,
+    SearchFilter,
+    SearchHit,
+    SearchMode,
+    fuse,
+    keyword_terms,
+)
 
 MAX_TOP_K = 100
 MAX_QUERY_CHARS = 2000
@@ -64,7 +71,8 @@ class SearchChunksHandler:
                 vector = await self.embedder.embed_query(query)
                 vector_hits = await uow.chunks.search_by_vector(vector, model, cmd.filter, depth)
             if cmd.mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
-                keyword_hits = await uow.chunks.search_by_keywords(query, model, cmd.filter, depth)
+                terms = keyword_terms(query)
+                keyword_hits = await uow.chunks.search_by_keywords(terms, model, cmd.filter, depth)
         if cmd.mode is SearchMode.VECTOR:
             hits = vector_hits
         elif cmd.mode is SearchMode.KEYWORD:

@@ -11,17 +11,30 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from adapters.postgres.migrations import upgrade_head
-from adapters.services.local import local_services
-from entrypoints.cli.supervisor import Supervisor
-from entrypoints.container import Container, build_container
+from entrypoints.cli.client import ApiClient, ApiError, collect_files
 from entrypoints.settings import Settings
+
+if TYPE_CHECKING:
+    from entrypoints.container import Container
+
+# The commands that talk to the API over HTTP (ingest, search, status, retry) start in
+# well under a second; the database, broker and model stacks are imported only by the
+# commands that use them.
 
 app = typer.Typer(
     name="cogep-ingest",
@@ -69,6 +82,8 @@ def read_platform(settings: Settings) -> dict[str, str] | None:
 
 
 def run_with_container(settings: Settings, fn: Callable[[Container], Awaitable[T]]) -> T:
+    from entrypoints.container import build_container
+
     async def main() -> T:
         container = build_container(settings)
         try:
@@ -93,6 +108,10 @@ def up(
     """Start the whole platform locally: embedded PostgreSQL+pgvector and Redis unless
     DATABASE_URL / REDIS_URL are set, migrations, the API, a worker and beat, supervised.
     Prints the URL and a fresh API key. Ctrl-C stops everything cleanly."""
+    from adapters.postgres.migrations import upgrade_head
+    from adapters.services.local import local_services
+    from entrypoints.cli.supervisor import Supervisor
+
     settings = Settings()
     updates: dict[str, object] = {}
     if data_dir:
@@ -211,8 +230,215 @@ def beat() -> None:
 @app.command()
 def migrate() -> None:
     """alembic upgrade head against DATABASE_URL."""
+    from adapters.postgres.migrations import upgrade_head
+
     upgrade_head(resolve_settings().require_database_url())
     console.print("[green]database at head[/]")
+
+
+# -- working with a running platform (over its HTTP API) -----------------------------------
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option("--api-url", envvar="COGEP_API_URL", help="default: the platform `up` runs here"),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="COGEP_API_KEY", help="default: the key `up` printed"),
+]
+
+
+def api_client(url: str | None, key: str | None) -> ApiClient:
+    state = read_platform(Settings()) or {}
+    url = url or state.get("api_url")
+    key = key or state.get("api_key")
+    if not url or not key:
+        console.print(
+            "[red]no platform found:[/] run `make run` (or `cogep-ingest up`) in this folder, "
+            "or pass --api-url and --api-key (COGEP_API_URL, COGEP_API_KEY)"
+        )
+        raise typer.Exit(2)
+    return ApiClient(url, key)
+
+
+def _call(coro: Awaitable[T]) -> T:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except ApiError as exc:
+        console.print(f"[red]the API refused:[/] {exc}")
+        raise typer.Exit(1) from None
+    except httpx.HTTPError as exc:
+        console.print(f"[red]the API did not answer:[/] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+
+
+_OUTCOME_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "rejected": "red",
+    "timeout": "yellow",
+    "queued": "cyan",
+    "existing": "cyan",
+}
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders (walked recursively)")],
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    metadata: Annotated[
+        str | None,
+        typer.Option("--metadata", "-m", help='a JSON object, e.g. \'{"orgao": "COGEP"}\''),
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="wait until each document is processed")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for processing")] = 900.0,
+    concurrency: Annotated[int, typer.Option(min=1, max=32)] = 4,
+    api_url: ApiUrl = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Upload documents and wait for them: a progress bar, then one line per file.
+    Files that fail do not stop the others; the exit code is 1 when any did not complete."""
+    try:
+        files = collect_files(paths)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    meta: dict[str, Any] | None = None
+    if metadata:
+        try:
+            meta = json.loads(metadata)
+        except ValueError as exc:
+            console.print(f"[red]--metadata is not JSON:[/] {exc}")
+            raise typer.Exit(2) from None
+    if not files:
+        console.print("no files to ingest")
+        raise typer.Exit(0)
+    client = api_client(api_url, api_key)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("uploading and processing", total=len(files))
+        results = _call(
+            client.ingest(
+                files,
+                collection,
+                meta,
+                wait,
+                timeout,
+                concurrency,
+                on_done=lambda _: progress.advance(task),
+            )
+        )
+    table = Table("file", "result", "chunks", "document", "detail")
+    for r in results:
+        style = _OUTCOME_STYLE.get(r.outcome, "white")
+        table.add_row(
+            str(r.path),
+            f"[{style}]{r.outcome}[/]",
+            str(r.chunks or ""),
+            r.document_id or "",
+            r.detail,
+        )
+    out.print(table)
+    counts = {o: sum(r.outcome == o for r in results) for o in _OUTCOME_STYLE}
+    console.print(", ".join(f"{n} {o}" for o, n in counts.items() if n))
+    if wait and not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(api_url: ApiUrl = None, api_key: ApiKeyOpt = None) -> None:
+    """The queue and the index: jobs by status, readiness, oldest pending, recent failures."""
+    client = api_client(api_url, api_key)
+
+    async def gather() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        stats = await client.stats()
+        failed: list[dict[str, Any]] = []
+        async for job in client.jobs("FAILED", limit=10):
+            failed.append(job)
+            if len(failed) == 10:
+                break
+        return stats, failed
+
+    stats, failed = _call(gather())
+    table = Table("status", "jobs", title="queue")
+    for name, count in stats["jobs"].items():
+        table.add_row(name, str(count))
+    out.print(table)
+    oldest = stats.get("oldest_pending_age_s")
+    out.print(
+        f"ready now: {stats['ready']}; oldest pending: "
+        + (f"{oldest:.0f}s" if oldest is not None else "none")
+    )
+    models = Table("model", "dimension", "chunks", title="index")
+    for m in stats["chunks_by_model"]:
+        models.add_row(m["model"], str(m["dim"]), str(m["chunks"]))
+    out.print(models)
+    if failed:
+        errors = Table("job", "document", "attempts", "last error", title="recent failures")
+        for job in failed:
+            errors.add_row(
+                job["id"], job["document_id"], str(job["attempts"]), job["last_error"] or ""
+            )
+        out.print(errors)
+
+
+@app.command()
+def search(
+    query: Annotated[
+        str, typer.Argument(help='a question in Portuguese, e.g. "quantos dias de férias?"')
+    ],
+    mode: Annotated[str, typer.Option(help="hybrid, vector or keyword")] = "hybrid",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 5,
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the raw answer")] = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Search the indexed documents."""
+    body: dict[str, Any] = {"query": query, "mode": mode, "top_k": top_k}
+    if collection:
+        body["collection"] = collection
+    answer = _call(api_client(api_url, api_key).search(body))
+    if as_json:
+        out.print_json(data=answer)
+        return
+    table = Table("#", "score", "document", "section", "text", title=f"{answer['mode']}: {query}")
+    for i, hit in enumerate(answer["results"], start=1):
+        pages = f" p.{hit['page_start']}" if hit.get("page_start") else ""
+        snippet = " ".join(hit["text"].split())
+        table.add_row(
+            str(i),
+            f"{hit['score']:.3f}",
+            hit["filename"] + pages,
+            hit.get("heading") or "",
+            snippet[:220] + ("…" if len(snippet) > 220 else ""),
+        )
+    out.print(table)
+    console.print(f"{len(answer['results'])} results in {answer['took_ms']:.0f} ms")
+
+
+@app.command()
+def retry(
+    failed: Annotated[bool, typer.Option("--failed", help="queue every FAILED job again")] = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Queue FAILED jobs again (needs an admin key)."""
+    if not failed:
+        console.print("nothing to do: pass --failed to retry every FAILED job")
+        raise typer.Exit(2)
+    retried, errors = _call(api_client(api_url, api_key).retry_failed())
+    for error in errors:
+        console.print(f"[red]{error}[/]")
+    console.print(f"queued again: {retried}")
+    if errors:
+        raise typer.Exit(1)
 
 
 # -- API keys ------------------------------------------------------------------------------
