@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -27,107 +26,20 @@ from tests.documents import (
     make_pdf,
     make_pdf_pages,
     manual_html,
+    pdf_bomb,
     portaria_docx,
 )
-from tests.integration.conftest import auth
-from tests.integration.live import Process, running, start_process, wait_until_ready
+from tests.integration.live import running, wait_until_ready
+from tests.integration.oracle import (
+    assert_one_chunk_set_each,
+    start_beat,
+    start_worker,
+    upload,
+    wait_for_terminal,
+)
 from tests.integration.services import Services
 
-MODEL = "multilingual-e5-small-q4"
-
 pytestmark = pytest.mark.usefixtures("redis_client")  # a flushed broker per test
-
-
-async def upload(
-    client: httpx.AsyncClient, key: str, name: str, data: bytes, collection: str = "default"
-) -> uuid.UUID:
-    response = await client.post(
-        "/v1/documents",
-        headers=auth(key),
-        files={"file": (name, data)},
-        data={"collection": collection},
-    )
-    assert response.status_code == 201, response.text
-    return uuid.UUID(response.json()["id"])
-
-
-async def statuses(engine: AsyncEngine) -> dict[uuid.UUID, tuple[str, int, str | None]]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text("SELECT document_id, status, attempts, last_error FROM ai.ingestion_queue")
-        )
-        return {r.document_id: (r.status, r.attempts, r.last_error) for r in rows}
-
-
-async def wait_for_terminal(
-    engine: AsyncEngine, expected: int, within_s: float, processes: Sequence[Process] = ()
-) -> dict[uuid.UUID, tuple[str, int, str | None]]:
-    deadline = time.monotonic() + within_s
-    while True:
-        state = await statuses(engine)
-        done = [s for s in state.values() if s[0] in ("COMPLETED", "FAILED")]
-        if len(state) == expected and len(done) == expected:
-            return state
-        for p in processes:
-            assert p.proc.poll() is None, f"{p.name} died:\n{p.log()[-3000:]}"
-        if time.monotonic() > deadline:
-            counts: dict[str, int] = {}
-            for s in state.values():
-                counts[s[0]] = counts.get(s[0], 0) + 1
-            logs = "\n".join(f"--- {p.name}\n{p.log()[-2000:]}" for p in processes)
-            raise AssertionError(f"not finished after {within_s:.0f}s: {counts}\n{logs}")
-        await asyncio.sleep(0.2)
-
-
-async def assert_one_chunk_set_each(engine: AsyncEngine) -> int:
-    """Every COMPLETED document has exactly one chunk set with vectors of the model."""
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    """
-                    SELECT d.id, d.chunk_count, q.status,
-                           count(c.id) AS n,
-                           coalesce(min(c.position), 0) AS lo,
-                           coalesce(max(c.position), -1) AS hi,
-                           count(DISTINCT c.position) AS distinct_positions,
-                           bool_and(c.model_name = :model AND c.embedding_dim = 384
-                                    AND vector_dims(c.embedding) = 384) AS model_ok
-                    FROM ai.documents d
-                    JOIN ai.ingestion_queue q ON q.document_id = d.id
-                    LEFT JOIN ai.chunks c ON c.document_id = d.id
-                    GROUP BY d.id, d.chunk_count, q.status
-                    """
-                ),
-                {"model": MODEL},
-            )
-        ).all()
-    total = 0
-    for r in rows:
-        if r.status == "COMPLETED":
-            assert r.n > 0 and r.n == r.chunk_count == r.distinct_positions, r
-            assert (r.lo, r.hi) == (0, r.n - 1), r
-            assert r.model_ok, r
-            total += r.n
-        else:
-            assert r.n == 0, r  # a failed document leaves no chunks behind
-    return total
-
-
-def worker_env(**overrides: str) -> dict[str, str]:
-    env = {
-        "COGEP_EMBEDDING_THREADS": "1",
-        "COGEP_BATCH_SIZE": "8",
-        "COGEP_LEASE_SECONDS": "30",
-        "COGEP_EXTRACTION_TIMEOUT_S": "20",
-        "COGEP_SWEEP_INTERVAL_S": "0.5",
-    }
-    env.update(overrides)
-    return env
-
-
-def start_worker(name: str, url: str, services: Services, tmp_path: Path, **env: str) -> Process:
-    return start_process(name, "worker", url, services.redis_url, tmp_path, **worker_env(**env))
 
 
 async def test_a_mixed_batch_completes_and_poison_documents_fail_with_reasons(
@@ -165,8 +77,12 @@ async def test_a_mixed_batch_completes_and_poison_documents_fail_with_reasons(
         await upload(client, key, "entidade.docx", docx_with_entity()): "DTD or XML entities",
         await upload(client, key, "quebrado.pdf", lei_ferias_pdf()[:300]): "PDF cannot be read",
         await upload(client, key, "vazio.pdf", make_pdf([], title="")): "no text",
+        await upload(client, key, "bomba.pdf", pdf_bomb(inflated_mb=40)): "decompression bomb",
     }
-    worker = start_worker("worker", database_url, services, tmp_path)
+    # the bomb must fit the test API's 200 KB upload limit: inflation limit 32 MB here
+    worker = start_worker(
+        "worker", database_url, services.redis_url, tmp_path, COGEP_MAX_UNZIPPED_BYTES="33554432"
+    )
     with running(worker):
         state = await wait_for_terminal(clean_db, len(good) + len(poison), 120, [worker])
     for doc_id, kind in good.items():
@@ -208,7 +124,9 @@ async def test_four_workers_share_200_jobs_and_process_each_exactly_once(
     clean_db: AsyncEngine,
     tmp_path: Path,
 ) -> None:
-    workers = [start_worker(f"worker-{i}", database_url, services, tmp_path) for i in range(4)]
+    workers = [
+        start_worker(f"worker-{i}", database_url, services.redis_url, tmp_path) for i in range(4)
+    ]
     with running(*workers):
         for w in workers:
             wait_until_ready(w)
@@ -242,7 +160,7 @@ async def test_a_killed_worker_holding_jobs_loses_nothing(
         await upload(client, keys["ingest"], f"norma-{i}.pdf", make_pdf_pages([*pages, f"{i}"]))
         for i in range(6)
     ]
-    doomed = start_worker("doomed", database_url, services, tmp_path, **lease)
+    doomed = start_worker("doomed", database_url, services.redis_url, tmp_path, **lease)
     held: set[uuid.UUID] = set()
     deadline = time.monotonic() + 60
     while not held:
@@ -262,10 +180,8 @@ async def test_a_killed_worker_holding_jobs_loses_nothing(
             )
         await asyncio.sleep(0.02)
     doomed.kill()  # kill -9, mid-batch: its claims stay PROCESSING until their lease ends
-    survivor = start_worker("survivor", database_url, services, tmp_path, **lease)
-    beat = start_process(
-        "beat", "beat", database_url, services.redis_url, tmp_path, **worker_env(**lease)
-    )
+    survivor = start_worker("survivor", database_url, services.redis_url, tmp_path, **lease)
+    beat = start_beat(database_url, services.redis_url, tmp_path, **lease)
     with running(survivor, beat):
         state = await wait_for_terminal(clean_db, len(ids), 180, [survivor, beat])
     assert all(state[i][0] == "COMPLETED" for i in ids), state

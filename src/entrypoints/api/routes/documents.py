@@ -224,7 +224,9 @@ async def get_document(
 async def list_documents(
     uow: UnitOfWorkDep,
     _: Annotated[Principal, Depends(require(Scope.READ))],
-    collection: Annotated[str | None, Query(max_length=100)] = None,
+    collection: Annotated[
+        str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+    ] = None,
     status_: Annotated[IngestionStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,

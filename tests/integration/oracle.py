@@ -1,0 +1,119 @@
+"""The oracle of the end-to-end tests, and what they share to drive real processes.
+
+Every accepted document ends COMPLETED, with exactly one chunk set (chunk_count rows
+at positions 0..n-1, each with a vector of the model), or FAILED with a reason and no
+chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.integration.conftest import auth
+from tests.integration.live import Process, start_process
+
+MODEL = "multilingual-e5-small-q4"
+
+
+async def upload(
+    client: httpx.AsyncClient, key: str, name: str, data: bytes, collection: str = "default"
+) -> uuid.UUID:
+    response = await client.post(
+        "/v1/documents",
+        headers=auth(key),
+        files={"file": (name, data)},
+        data={"collection": collection},
+    )
+    assert response.status_code == 201, response.text
+    return uuid.UUID(response.json()["id"])
+
+
+async def statuses(engine: AsyncEngine) -> dict[uuid.UUID, tuple[str, int, str | None]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT document_id, status, attempts, last_error FROM ai.ingestion_queue")
+        )
+        return {r.document_id: (r.status, r.attempts, r.last_error) for r in rows}
+
+
+async def wait_for_terminal(
+    engine: AsyncEngine, expected: int, within_s: float, processes: Sequence[Process] = ()
+) -> dict[uuid.UUID, tuple[str, int, str | None]]:
+    deadline = time.monotonic() + within_s
+    while True:
+        state = await statuses(engine)
+        done = [s for s in state.values() if s[0] in ("COMPLETED", "FAILED")]
+        if len(state) == expected and len(done) == expected:
+            return state
+        for p in processes:
+            assert p.proc.poll() is None, f"{p.name} died:\n{p.log()[-3000:]}"
+        if time.monotonic() > deadline:
+            counts: dict[str, int] = {}
+            for s in state.values():
+                counts[s[0]] = counts.get(s[0], 0) + 1
+            logs = "\n".join(f"--- {p.name}\n{p.log()[-2000:]}" for p in processes)
+            raise AssertionError(f"not finished after {within_s:.0f}s: {counts}\n{logs}")
+        await asyncio.sleep(0.2)
+
+
+async def assert_one_chunk_set_each(engine: AsyncEngine) -> int:
+    """Every COMPLETED document has exactly one chunk set with vectors of the model."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    """
+                    SELECT d.id, d.chunk_count, q.status,
+                           count(c.id) AS n,
+                           coalesce(min(c.position), 0) AS lo,
+                           coalesce(max(c.position), -1) AS hi,
+                           count(DISTINCT c.position) AS distinct_positions,
+                           bool_and(c.model_name = :model AND c.embedding_dim = 384
+                                    AND vector_dims(c.embedding) = 384) AS model_ok
+                    FROM ai.documents d
+                    JOIN ai.ingestion_queue q ON q.document_id = d.id
+                    LEFT JOIN ai.chunks c ON c.document_id = d.id
+                    GROUP BY d.id, d.chunk_count, q.status
+                    """
+                ),
+                {"model": MODEL},
+            )
+        ).all()
+    total = 0
+    for r in rows:
+        if r.status == "COMPLETED":
+            assert r.n > 0 and r.n == r.chunk_count == r.distinct_positions, r
+            assert (r.lo, r.hi) == (0, r.n - 1), r
+            assert r.model_ok, r
+            total += r.n
+        else:
+            assert r.n == 0, r  # a failed document leaves no chunks behind
+    return total
+
+
+def worker_env(**overrides: str) -> dict[str, str]:
+    env = {
+        "COGEP_EMBEDDING_THREADS": "1",
+        "COGEP_BATCH_SIZE": "8",
+        "COGEP_LEASE_SECONDS": "30",
+        "COGEP_EXTRACTION_TIMEOUT_S": "20",
+        "COGEP_SWEEP_INTERVAL_S": "0.5",
+    }
+    env.update(overrides)
+    return env
+
+
+def start_worker(name: str, url: str, redis_url: str, tmp_path: Path, **env: str) -> Process:
+    return start_process(name, "worker", url, redis_url, tmp_path, **worker_env(**env))
+
+
+def start_beat(url: str, redis_url: str, tmp_path: Path, **env: str) -> Process:
+    return start_process("beat", "beat", url, redis_url, tmp_path, **worker_env(**env))

@@ -1,0 +1,111 @@
+"""SQL-injection strings in every field of the API: a clear 4xx where the field has a
+format, stored literally where it is free text, and nothing else changed."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.integration.conftest import auth
+
+INJECTIONS = [
+    "'; DROP TABLE ai.documents; --",
+    "x' OR '1'='1",
+    "1; DELETE FROM ai.chunks WHERE true; --",
+    "$$; TRUNCATE ai.ingestion_queue; $$",
+    "\\'; SELECT pg_sleep(10); --",
+]
+
+
+async def table_counts(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as conn:
+        return {
+            t: (await conn.execute(text(f"SELECT count(*) FROM ai.{t}"))).scalar_one()
+            for t in ("documents", "document_contents", "ingestion_queue", "chunks", "api_keys")
+        }
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+async def test_free_text_fields_are_stored_literally(
+    client: httpx.AsyncClient, keys: dict[str, str], clean_db: AsyncEngine, payload: str
+) -> None:
+    response = await client.post(
+        "/v1/documents",
+        headers={**auth(keys["ingest_read"]), "Idempotency-Key": payload.replace(" ", "_")[:100]},
+        files={"file": (f"{payload}.txt", f"conteúdo {payload}".encode(), "text/plain")},
+        data={"metadata": json.dumps({"origem": payload, payload: "valor"})},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["metadata"] == {"origem": payload, payload: "valor"}
+    fetched = await client.get(f"/v1/documents/{body['id']}", headers=auth(keys["read"]))
+    assert fetched.json()["metadata"]["origem"] == payload
+    counts = await table_counts(clean_db)
+    assert counts["documents"] == counts["ingestion_queue"] == counts["document_contents"] == 1
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+async def test_formatted_fields_refuse_injections_with_a_reason(
+    client: httpx.AsyncClient, keys: dict[str, str], clean_db: AsyncEngine, payload: str
+) -> None:
+    before = await table_counts(clean_db)
+    key = keys["admin"]
+    attempts = [
+        client.post(
+            "/v1/documents",
+            headers=auth(key),
+            files={"file": ("a.txt", b"texto", "text/plain")},
+            data={"collection": payload},
+        ),
+        client.post(
+            "/v1/documents/text", headers=auth(key), json={"text": "x", "collection": payload}
+        ),
+        client.get("/v1/documents", headers=auth(key), params={"collection": payload}),
+        client.get("/v1/documents", headers=auth(key), params={"status": payload}),
+        client.get("/v1/documents", headers=auth(key), params={"cursor": payload}),
+        client.get("/v1/jobs", headers=auth(key), params={"status": payload}),
+        client.get(f"/v1/documents/{payload}", headers=auth(key)),
+        client.delete(f"/v1/documents/{payload}", headers=auth(key)),
+        client.post(f"/v1/jobs/{payload}/retry", headers=auth(key)),
+        client.post("/v1/search", headers=auth(key), json={"query": "x", "collection": payload}),
+        client.post("/v1/search", headers=auth(key), json={"query": "x", "mode": payload}),
+        client.post(
+            "/v1/search", headers=auth(key), json={"query": "x", "document_ids": [payload]}
+        ),
+    ]
+    for response in [await a for a in attempts]:
+        assert response.status_code in (404, 405, 422), (response.request.url, response.text)
+        if response.status_code != 405:
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.json()["detail"]
+    assert await table_counts(clean_db) == before
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+async def test_search_text_and_metadata_filters_are_only_data(
+    client: httpx.AsyncClient, keys: dict[str, str], clean_db: AsyncEngine, payload: str
+) -> None:
+    before = await table_counts(clean_db)
+    for mode in ("vector", "keyword", "hybrid"):
+        response = await client.post(
+            "/v1/search",
+            headers=auth(keys["read"]),
+            json={"query": payload, "mode": mode, "metadata": {payload: payload}},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["results"] == []
+    assert await table_counts(clean_db) == before
+
+
+async def test_an_api_key_that_is_an_injection_is_just_unknown(
+    client: httpx.AsyncClient, clean_db: AsyncEngine
+) -> None:
+    before = await table_counts(clean_db)
+    for payload in INJECTIONS:
+        response = await client.get("/v1/documents", headers=auth(payload))
+        assert response.status_code == 401
+    assert await table_counts(clean_db) == before
