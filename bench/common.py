@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from rich.console import Console
 from rich.table import Table
 
 from adapters.postgres.migrations import upgrade_head
 from adapters.services.embedded import free_port
 from adapters.services.local import local_services
+from entrypoints.api.command import uvicorn_command
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -103,25 +105,10 @@ def worker(env: Mapping[str, str], log_path: Path) -> contextlib.AbstractContext
 
 
 @contextlib.contextmanager
-def api(env: Mapping[str, str], log_path: Path, workers: int = 1) -> Iterator[str]:
+def api(env: Mapping[str, str], log_path: Path, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """(base URL, pid of the uvicorn process) once /healthz answers."""
     port = free_port()
-    args = [
-        "-m",
-        "uvicorn",
-        "--factory",
-        "entrypoints.api.app:create_app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-    ]
+    args = uvicorn_command("127.0.0.1", port, workers)[1:]  # process() adds the interpreter
     url = f"http://127.0.0.1:{port}"
     with process(args, env, log_path) as proc:
         deadline = time.monotonic() + 60
@@ -134,7 +121,20 @@ def api(env: Mapping[str, str], log_path: Path, workers: int = 1) -> Iterator[st
             if time.monotonic() > deadline:
                 raise RuntimeError("the API did not start within 60 s")
             time.sleep(0.1)
-        yield url
+        yield url, proc.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (uvicorn workers)."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def save(name: str, payload: dict[str, Any]) -> Path:

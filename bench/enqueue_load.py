@@ -27,7 +27,7 @@ from typing import Any
 from fpdf import FPDF
 
 from bench import corpus
-from bench.common import ROOT, api, console, env_for, save, services, table, worker
+from bench.common import ROOT, api, console, cpu_seconds, env_for, save, services, table, worker
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 
@@ -164,23 +164,28 @@ def run(
         env = env_for(database_url, redis_url, COGEP_RATE_LIMIT_PER_MINUTE="0")
         logs = ROOT / "bench" / "results"
         busy = worker(env, logs / "enqueue-worker.log") if with_worker else contextlib.nullcontext()
-        with busy, api(env, logs / "enqueue-api.log", workers=api_workers) as url:
+        with busy, api(env, logs / "enqueue-api.log", workers=api_workers) as (url, pid):
             for name, make in payloads.items():
                 asyncio.run(load(url, key, make, 4, 1.5))  # warm-up
                 for c in concurrencies:
+                    before = cpu_seconds(pid)
                     result = asyncio.run(load(url, key, make, c, seconds))
+                    result["api_cpu_ms_per_request"] = (
+                        (cpu_seconds(pid) - before) * 1000 / max(1, result["requests"])
+                    )
                     result["payload"] = name
                     result["bytes"] = sizes[name]
                     rows.append(result)
                     console.print(
                         f"{name:12} c={c:<3} p50 {result['p50_ms']:6.1f} ms  "
                         f"p99 {result['p99_ms']:6.1f} ms  {result['rps']:7.1f} req/s  "
+                        f"API CPU {result['api_cpu_ms_per_request']:.2f} ms/req  "
                         f"errors {result['errors']}"
                     )
     table(
         f"Enqueue under load (API workers: {api_workers}, "
         f"{'a worker ingesting meanwhile' if with_worker else 'no worker'})",
-        ["payload", "concurrency", "p50 ms", "p99 ms", "req/s", "requests", "errors"],
+        ["payload", "concurrency", "p50 ms", "p99 ms", "req/s", "API CPU ms/req", "errors"],
         [
             [
                 r["payload"],
@@ -188,7 +193,7 @@ def run(
                 r["p50_ms"],
                 r["p99_ms"],
                 r["rps"],
-                r["requests"],
+                r["api_cpu_ms_per_request"],
                 sum(r["errors"].values()),
             ]
             for r in rows

@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.chunking.structured import StructuredChunker
 from adapters.clock import SystemClock
-from adapters.embedding.blas import BlasE5Embedder, BlasE5TokenCounter
+from adapters.embedding.blas import (
+    BlasE5Embedder,
+    BlasE5TokenCounter,
+    E5Tokenizer,
+    load_tokenizer,
+)
 from adapters.embedding.local import LocalE5Embedder
 from adapters.embedding.openai_compat import OpenAICompatibleEmbedder, OpenAIEmbeddingConfig
 from adapters.extraction.formats import ParseLimits
@@ -38,7 +43,7 @@ def _uow_factory(sessions: async_sessionmaker[AsyncSession]) -> UnitOfWorkFactor
     return lambda: SqlAlchemyUnitOfWork(sessions)
 
 
-def _embedder(settings: Settings, counter: BlasE5TokenCounter) -> Embedder:
+def _embedder(settings: Settings, counter: BlasE5TokenCounter, tokenizer: E5Tokenizer) -> Embedder:
     if settings.embedding_backend == "openai":
         config = OpenAIEmbeddingConfig(
             base_url=settings.embedding_base_url,
@@ -61,7 +66,11 @@ def _embedder(settings: Settings, counter: BlasE5TokenCounter) -> Embedder:
         return LocalE5Embedder(
             variant=settings.embedding_variant, threads=settings.embedding_threads
         )
-    return BlasE5Embedder(variant=settings.embedding_variant, threads=settings.embedding_threads)
+    return BlasE5Embedder(
+        variant=settings.embedding_variant,
+        threads=settings.embedding_threads,
+        tokenizer=tokenizer,
+    )
 
 
 def _sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -139,10 +148,10 @@ class Container(containers.DeclarativeContainer):
     authenticator = providers.Singleton(Authenticator, uow_factory=uow_factory, clock=clock)
 
     # -- worker: the heavy parts, one per process, built on first use (after fork) ---
-    token_counter = providers.Singleton(
-        BlasE5TokenCounter, variant=settings.provided.embedding_variant
-    )
-    embedder = providers.Singleton(_embedder, settings, token_counter)
+    # the model file is parsed and its tokenizer built once, for the counter and the model
+    e5_tokenizer = providers.Singleton(load_tokenizer, variant=settings.provided.embedding_variant)
+    token_counter = providers.Singleton(BlasE5TokenCounter, tokenizer=e5_tokenizer)
+    embedder = providers.Singleton(_embedder, settings, token_counter, e5_tokenizer)
     chunker = providers.Singleton(
         StructuredChunker,
         counter=token_counter,

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from adapters.services.embedded import free_port
+from entrypoints.api.command import uvicorn_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,20 +50,7 @@ def running_api(
     port = free_port()
     log = open(ROOT / ".pytest-api.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "entrypoints.api.app:create_app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-        ],
+        uvicorn_command("127.0.0.1", port, workers),
         env=service_env(database_url, redis_url, **dict(extra_env or {})),
         cwd=ROOT,
         stdout=log,

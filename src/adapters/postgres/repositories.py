@@ -451,8 +451,9 @@ def _hit(row: Row[Any], score: float, **ranks: int) -> SearchHit:
     )
 
 
-class ChunkSearchMixin:
-    session: AsyncSession
+class SqlAlchemyChunkRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
     async def search_by_vector(
         self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int
@@ -530,11 +531,6 @@ class ChunkSearchMixin:
             )
             for i, r in enumerate(rows, start=1)
         ]
-
-
-class SqlAlchemyChunkRepository(ChunkSearchMixin):
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def replace(self, document_id: uuid.UUID, new_chunks: Sequence[Chunk]) -> None:
         await self.session.execute(delete(chunks).where(chunks.c.document_id == document_id))

@@ -44,6 +44,17 @@ class BatchReport:
     def add_time(self, key: str, seconds: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + seconds
 
+    def merge(self, other: BatchReport) -> None:
+        """Add another batch's counts and timings (a task drains several batches)."""
+        self.claimed += other.claimed
+        self.completed += other.completed
+        self.retried += other.retried
+        self.failed += other.failed
+        self.lost += other.lost
+        self.chunks += other.chunks
+        for key, seconds in other.timings.items():
+            self.add_time(key, seconds)
+
 
 @dataclass
 class _Prepared:

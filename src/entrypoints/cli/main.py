@@ -26,6 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from entrypoints.api.command import uvicorn_command
 from entrypoints.cli.client import ApiClient, ApiError, collect_files
 from entrypoints.settings import Settings
 
@@ -177,24 +178,7 @@ def up(
 
 
 def api_command(settings: Settings) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "entrypoints.api.app:create_app_from_env",
-        "--host",
-        settings.api_host,
-        "--port",
-        str(settings.api_port),
-        "--workers",
-        str(settings.api_workers),
-        "--no-access-log",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-    ]
+    return uvicorn_command(settings.api_host, settings.api_port, settings.api_workers)
 
 
 @app.command()

@@ -58,13 +58,6 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _merge(total: BatchReport, report: BatchReport) -> None:
-    for name in ("claimed", "completed", "retried", "failed", "lost", "chunks"):
-        setattr(total, name, getattr(total, name) + getattr(report, name))
-    for key, seconds in report.timings.items():
-        total.add_time(key, seconds)
-
-
 async def drain_queue(container: Container, batch_size: int) -> BatchReport:
     settings = container.settings()
     doorbell = container.doorbell()
@@ -75,7 +68,7 @@ async def drain_queue(container: Container, batch_size: int) -> BatchReport:
         deadline = time.monotonic() + settings.drain_seconds
         while True:
             report = await handler(ProcessBatch(batch_size=batch_size, worker_id=worker_id()))
-            _merge(total, report)
+            total.merge(report)
             if report.claimed == 0 or SHUTTING_DOWN.is_set():
                 break
             if time.monotonic() > deadline:
