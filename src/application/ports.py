@@ -68,6 +68,13 @@ class DocumentRepository(Protocol):
 
     async def set_chunk_count(self, document_id: uuid.UUID, count: int) -> None: ...
 
+    async def record_extraction(
+        self, document_id: uuid.UUID, report: Mapping[str, Any], found: Mapping[str, Any]
+    ) -> None:
+        """Store the extraction report; add the `found` metadata (a norm's identity)
+        under the keys the uploader did not set (the uploader's values win)."""
+        ...
+
     async def delete(self, document_id: uuid.UUID) -> bool:
         """Remove the document, its bytes, its job and its chunks. False if absent."""
         ...
@@ -144,6 +151,12 @@ class ChunkRepository(Protocol):
     ) -> list[SearchHit]:
         """Chunks matching any of the words (Portuguese stemming, accents ignored),
         best first."""
+        ...
+
+    async def article_texts(
+        self, keys: Sequence[tuple[uuid.UUID, str]], max_chars: int
+    ) -> dict[tuple[uuid.UUID, str], str]:
+        """The whole text of each (document, article), in order, cut at max_chars."""
         ...
 
 

@@ -14,9 +14,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.errors import InvalidInput, InvalidTransition
+
+if TYPE_CHECKING:
+    from domain.legal import NormIdentity
 
 DEFAULT_COLLECTION = "default"
 _COLLECTION_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
@@ -89,6 +92,7 @@ class Document:
     metadata: dict[str, Any]
     created_at: datetime
     chunk_count: int = 0
+    extraction: dict[str, Any] = field(default_factory=dict)  # the extraction report
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,20 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class LegalRef:
+    """Where a chunk stands in a norm: the article it holds (or the first and last of
+    the short articles it holds), and the paragraph / inciso when all of it is inside
+    one. ``amended_by`` lists the acts that gave or added its wording."""
+
+    article: str | None = None  # "77"
+    article_end: str | None = None  # "79" when the chunk holds arts. 77 to 79
+    paragraph: str | None = None  # "§ 1º"
+    inciso: str | None = None  # "II"
+    alinea: str | None = None  # "a"
+    amended_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Chunk:
     document_id: uuid.UUID
     position: int
@@ -271,6 +289,8 @@ class Chunk:
     embedding_dim: int
     page_start: int | None = None
     page_end: int | None = None
+    context: str | None = None
+    legal: LegalRef = field(default_factory=LegalRef)
 
 
 @dataclass(frozen=True)
@@ -283,11 +303,16 @@ class ChunkDraft:
     heading: str | None = None
     page_start: int | None = None
     page_end: int | None = None
+    # what the passage needs to be understood but does not hold: the caput of the
+    # article a continuation chunk belongs to (embedded and searched, not displayed)
+    context: str | None = None
+    legal: LegalRef = field(default_factory=LegalRef)
 
     @property
     def embedding_text(self) -> str:
-        """What the model embeds: the section path gives the passage its context."""
-        return f"{self.heading}\n{self.text}" if self.heading else self.text
+        """What the model embeds: the section path and context give the passage its
+        meaning."""
+        return "\n".join(part for part in (self.heading, self.context, self.text) if part)
 
     def embedded(self, document_id: uuid.UUID, vector: Sequence[float], model_name: str) -> Chunk:
         return Chunk(
@@ -301,6 +326,8 @@ class ChunkDraft:
             embedding_dim=len(vector),
             page_start=self.page_start,
             page_end=self.page_end,
+            context=self.context,
+            legal=self.legal,
         )
 
 
@@ -314,12 +341,18 @@ class BlockKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Block:
-    """A structural unit of extracted text (heading, paragraph, ...)."""
+    """A structural unit of extracted text (heading, paragraph, ...). In a legal act a
+    block also knows where it stands in the norm (see domain.legal.structure)."""
 
     kind: BlockKind
     text: str
     level: int = 0
     page: int | None = None
+    article: str | None = None  # "77", "5", "103-C"
+    paragraph: str | None = None  # "§ 1º", "Parágrafo único"
+    inciso: str | None = None  # "II"
+    alinea: str | None = None  # "a"
+    notes: tuple[str, ...] = ()  # amendment notes taken out of the text
 
 
 @dataclass
@@ -327,6 +360,10 @@ class ExtractedDocument:
     blocks: list[Block] = field(default_factory=list)
     title: str | None = None
     pages: int | None = None
+    norm: NormIdentity | None = None
+    # what extraction dropped or noticed, for people: struck characters, revoked stubs,
+    # boilerplate lines, amendment notes, pages read by OCR ...
+    report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def char_count(self) -> int:

@@ -8,6 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from domain.legal import cite
+from domain.model import LegalRef
+
 RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al., 2009)
 # In hybrid mode a keyword hit counts only when it holds at least half of the query's
 # terms: a question shares common words ("trabalho", "servidor") with many wrong
@@ -101,6 +104,23 @@ class SearchHit:
     vector_rank: int | None = None
     keyword_rank: int | None = None
     coverage: float | None = None  # keyword hits: share of the query's terms found
+    context: str | None = None  # the caput a continuation of a long article is read with
+    legal: LegalRef = field(default_factory=LegalRef)
+    norm: str | None = None  # "Lei nº 8.112/1990", from the document's metadata
+    expanded: str | None = None  # the whole article, when the search asked to expand
+
+    @property
+    def citation(self) -> str | None:
+        """What an assistant quotes: 'Lei nº 8.112/1990, art. 77, § 1º (p. 12)'."""
+        return cite(
+            self.norm,
+            self.legal.article,
+            self.legal.paragraph,
+            self.legal.inciso,
+            self.legal.alinea,
+            self.page_start,
+            self.legal.article_end,
+        )
 
 
 def fuse(

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from application.ports import DocumentFilter, DocumentView
 from domain.errors import DomainError
@@ -50,6 +50,7 @@ class Store:
     contents: dict[uuid.UUID, bytes] = field(default_factory=dict)
     jobs: dict[uuid.UUID, IngestionJob] = field(default_factory=dict)
     chunks: dict[uuid.UUID, list[Chunk]] = field(default_factory=dict)
+    extraction: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
     commits: int = 0
 
 
@@ -87,6 +88,13 @@ class FakeDocuments:
 
     async def set_chunk_count(self, document_id: uuid.UUID, count: int) -> None:
         self.s.documents[document_id].chunk_count = count
+
+    async def record_extraction(
+        self, document_id: uuid.UUID, report: Mapping[str, Any], found: Mapping[str, Any]
+    ) -> None:
+        doc = self.s.documents[document_id]
+        doc.metadata = {**found, **doc.metadata}
+        self.s.extraction[document_id] = dict(report)
 
     async def delete(self, document_id: uuid.UUID) -> bool:
         if document_id not in self.s.documents:
@@ -235,7 +243,20 @@ class FakeChunks:
             c.page_start,
             c.page_end,
             score,
+            context=c.context,
+            legal=c.legal,
+            norm=doc.metadata.get("norm"),
         )
+
+    async def article_texts(
+        self, keys: Sequence[tuple[uuid.UUID, str]], max_chars: int
+    ) -> dict[tuple[uuid.UUID, str], str]:
+        out: dict[tuple[uuid.UUID, str], str] = {}
+        for doc_id, article in keys:
+            parts = [c.text for c in self.s.chunks.get(doc_id, []) if c.legal.article == article]
+            if parts:
+                out[(doc_id, article)] = "\n".join(parts)[:max_chars]
+        return out
 
     async def search_by_vector(
         self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from semchunk.semchunk import chunkerify
 
 from application.ports import TokenCounter
-from domain.model import Block, BlockKind, ChunkDraft, ExtractedDocument
+from domain.legal import amended_by, article_label
+from domain.model import Block, BlockKind, ChunkDraft, ExtractedDocument, LegalRef
 
 _LABEL_RESERVE = 8  # tokens of " > Art. 123-A"
 ARTICLE_START = re.compile(r"^(?:Art\.?\s*\d|Artigo\s+\d)", re.IGNORECASE)
@@ -166,12 +167,15 @@ class _Piece:
     tokens: int
     page: int | None
     starts_article: bool = False
+    block: Block | None = None  # where it came from (legal position, notes)
 
 
 @dataclass
 class _Chunk:
     heading: str | None  # the section path; `label` is appended when set
     label: str | None = None  # the article this chunk continues ("Art. 77")
+    context: str | None = None  # the caput of the article it continues
+    context_tokens: int = 0
     pieces: list[_Piece] = field(default_factory=list)
     tokens: int = 0
 
@@ -215,26 +219,44 @@ class StructuredChunker:
     def chunk(self, document: ExtractedDocument) -> list[ChunkDraft]:
         out: list[_Chunk] = []
         path: list[tuple[int, str]] = []
-        heading = self._heading(path, document.title)
+        root = document.norm.citation if document.norm else None
+        heading = self._heading(path, document.title, root)
         current = _Chunk(heading)
-        article: str | None = None  # label of the article in progress
+        article: str | None = None  # label of the article in progress (unstructured text)
         any_body = False
-        for block in document.blocks:
+        blocks = document.blocks
+        i = 0
+        while i < len(blocks):
+            block = blocks[i]
             if block.kind is BlockKind.HEADING:
                 if current.pieces:
                     out.append(current)
                 while path and path[-1][0] >= block.level:
                     path.pop()
                 path.append((block.level, block.text))
-                heading = self._heading(path, document.title)
+                heading = self._heading(path, document.title, root)
                 current = _Chunk(heading)
                 article = None
+                i += 1
                 continue
             any_body = True
+            if block.article is not None:
+                # the legal pass knows the article: take all of it as one unit
+                j = i + 1
+                while (
+                    j < len(blocks)
+                    and blocks[j].kind is not BlockKind.HEADING
+                    and blocks[j].article == block.article
+                ):
+                    j += 1
+                current = self._add_article(blocks[i:j], current, out)
+                i = j
+                continue
             label = _ARTICLE_LABEL.match(block.text.strip())
             if label:
                 article = label.group(0)
             current = self._add_block(block, current, out, article)
+            i += 1
         if current.pieces:
             out.append(current)
         if not any_body and path:
@@ -263,6 +285,78 @@ class StructuredChunker:
             cost = self._heading_cost[heading] = self.count(heading) + 1  # + the newline
         return self.max_tokens - cost
 
+    def _add_article(self, blocks: list[Block], current: _Chunk, out: list[_Chunk]) -> _Chunk:
+        """An article is one chunk when it fits (short neighbours may share one); a long
+        article splits at its paragraphs and incisos, every continuation chunk carrying
+        the caput (and the paragraph's lead-in) as context."""
+        texts = [b.text.strip() for b in blocks]
+        counts = [self.count(t) for t in texts]
+        total = sum(counts) + len(blocks) - 1
+        room = self._budget(current.full_heading)
+        if (
+            current.pieces
+            and current.label is None
+            and current.tokens + 1 + total <= room
+            and current.tokens < room // 2
+        ):
+            for k, (b, t, n) in enumerate(zip(blocks, texts, counts, strict=True)):
+                current.add(_Piece(t, n, b.page, k == 0, b))
+            return current
+        if current.pieces:
+            out.append(current)
+            current = _Chunk(current.heading)
+        if total <= self._budget(current.heading):
+            for k, (b, t, n) in enumerate(zip(blocks, texts, counts, strict=True)):
+                current.add(_Piece(t, n, b.page, k == 0, b))
+            return current
+        # too long for one chunk
+        label = article_label(blocks[0].article or "")
+        caput, _ = self._context(texts[0], counts[0])
+        lead_ins: dict[str | None, str] = {}
+        cont_room = self._budget(f"{current.heading} > {label}" if current.heading else label)
+        piece_budget = max(16, cont_room - self.max_tokens // 4 - _LABEL_RESERVE)
+        for k, (b, t, n) in enumerate(zip(blocks, texts, counts, strict=True)):
+            if b.inciso is None and b.alinea is None and b.paragraph is not None:
+                lead_ins[b.paragraph] = t
+            pieces = (
+                [_Piece(t, n, b.page, k == 0, b)]
+                if n <= piece_budget
+                else [
+                    _Piece(s, m, b.page, k == 0 and j == 0, b)
+                    for j, (s, m) in enumerate(self._sentences(t, piece_budget))
+                ]
+            )
+            for piece in pieces:
+                room = self._budget(current.full_heading) - current.context_tokens
+                if current.pieces and current.tokens + piece.tokens + 1 > room:
+                    out.append(current)
+                    current = _Chunk(current.heading, label=label)
+                    context = caput
+                    lead = lead_ins.get(b.paragraph) if b.inciso or b.alinea else None
+                    if lead and lead != t:
+                        context = f"{caput}\n{lead}"
+                    current.context, current.context_tokens = self._context(
+                        context, self.count(context)
+                    )
+                current.add(piece)
+        return current
+
+    def _context(self, text: str, tokens: int) -> tuple[str, int]:
+        """`text` cut to a quarter of the budget (whole words), with its token count."""
+        limit = self.max_tokens // 4
+        if tokens <= limit:
+            return text, tokens
+        words = text.split()
+        keep = max(1, len(words) * limit // max(1, tokens))
+        while keep > 1:
+            cut = " ".join(words[:keep]) + " ..."
+            n = self.count(cut)
+            if n <= limit:
+                return cut, n
+            keep -= max(1, keep // 10)
+        cut = words[0]
+        return cut, self.count(cut)
+
     def _add_block(
         self, block: Block, current: _Chunk, out: list[_Chunk], article: str | None
     ) -> _Chunk:
@@ -272,14 +366,14 @@ class StructuredChunker:
         starts_article = bool(ARTICLE_START.match(text))
         tokens = self.count(text)
         if tokens <= budget:
-            pieces = [_Piece(text, tokens, block.page, starts_article)]
+            pieces = [_Piece(text, tokens, block.page, starts_article, block)]
         else:
             pieces = [
-                _Piece(s, n, block.page, starts_article and i == 0)
+                _Piece(s, n, block.page, starts_article and i == 0, block)
                 for i, (s, n) in enumerate(self._sentences(text, budget))
             ]
         for piece in pieces:
-            room = self._budget(current.full_heading)
+            room = self._budget(current.full_heading) - current.context_tokens
             fits = current.tokens + piece.tokens + (1 if current.pieces else 0) <= room
             article_break = piece.starts_article and current.tokens >= room // 2
             if current.pieces and (not fits or article_break):
@@ -329,8 +423,13 @@ class StructuredChunker:
 
     # -- headings and output -------------------------------------------------------------
 
-    def _heading(self, path: list[tuple[int, str]], title: str | None) -> str | None:
-        parts = [text for _, text in path] or ([title] if title else [])
+    def _heading(
+        self, path: list[tuple[int, str]], title: str | None, root: str | None = None
+    ) -> str | None:
+        """The section path, under the norm's citation when the document is a norm."""
+        parts = [text for _, text in path] or ([title] if title and not root else [])
+        if root:
+            parts = [root, *parts]
         while parts:
             heading = " > ".join(parts)
             if self.count(heading) <= self.heading_max_tokens:
@@ -351,10 +450,36 @@ class StructuredChunker:
                 ChunkDraft(
                     position=len(drafts),
                     text=text,
-                    token_count=chunk.tokens,
+                    token_count=chunk.tokens + chunk.context_tokens,
                     heading=chunk.full_heading,
                     page_start=min(pages) if pages else None,
                     page_end=max(pages) if pages else None,
+                    context=chunk.context,
+                    legal=_legal_ref(chunk),
                 )
             )
         return drafts
+
+
+def _legal_ref(chunk: _Chunk) -> LegalRef:
+    blocks = [p.block for p in chunk.pieces if p.block is not None]
+    articles = [b.article for b in blocks if b.article is not None]
+    if not articles:
+        return LegalRef()
+    notes = [n for b in blocks for n in b.notes]
+    ref = LegalRef(
+        article=articles[0],
+        article_end=articles[-1] if articles[-1] != articles[0] else None,
+        amended_by=tuple(amended_by(notes)),
+    )
+    if chunk.label is None or ref.article_end is not None:
+        return ref  # a whole article (or several): cite the article
+    # a continuation: cite the paragraph / inciso when all of it lies in one
+    paragraphs = {b.paragraph for b in blocks}
+    if len(paragraphs) != 1 or None in paragraphs:
+        return ref
+    incisos = {b.inciso for b in blocks}
+    alineas = {b.alinea for b in blocks}
+    inciso = incisos.pop() if len(incisos) == 1 else None
+    alinea = alineas.pop() if len(alineas) == 1 and inciso else None
+    return replace(ref, paragraph=paragraphs.pop(), inciso=inciso, alinea=alinea)

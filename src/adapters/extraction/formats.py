@@ -5,6 +5,7 @@ decompression bombs in PDF streams and DOCX zips, DTDs/entities in XML.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import zipfile
@@ -12,6 +13,7 @@ import zlib
 from dataclasses import dataclass
 
 from domain.errors import CorruptDocument, UnsafeDocument
+from domain.legal import structure
 from domain.model import Block, BlockKind, DocumentType, ExtractedDocument
 
 from .normalize import clean, merge_blocks, one_line, strip_running_lines, text_to_blocks
@@ -26,6 +28,12 @@ class ParseLimits:
 
 
 def extract(data: bytes, doc_type: DocumentType, limits: ParseLimits) -> ExtractedDocument:
+    """The document's blocks in reading order, with the legal structure of a norm
+    (articles, paragraphs, amendment notes out of the text, revoked stubs dropped)."""
+    return structure(extract_format(data, doc_type, limits))
+
+
+def extract_format(data: bytes, doc_type: DocumentType, limits: ParseLimits) -> ExtractedDocument:
     if doc_type is DocumentType.PDF:
         return extract_pdf(data, limits)
     if doc_type is DocumentType.DOCX:
@@ -213,32 +221,93 @@ def extract_docx(data: bytes, limits: ParseLimits) -> ExtractedDocument:
     except Exception as exc:  # lxml XMLSyntaxError and friends
         raise CorruptDocument(f"the DOCX cannot be parsed: {type(exc).__name__}: {exc}") from exc
     blocks: list[Block] = []
+    struck = 0
+
+    def paragraph(item: Paragraph) -> None:
+        nonlocal struck
+        raw, dropped = docx_paragraph_text(item._p)
+        struck += dropped
+        text = clean(raw)
+        if not text:
+            return
+        style = (item.style.name if item.style is not None else "") or ""
+        m = _HEADING_STYLE.match(style.strip())
+        if style.strip().lower() == "title":
+            blocks.append(Block(BlockKind.HEADING, one_line(text), level=1))
+        elif m:
+            blocks.append(Block(BlockKind.HEADING, one_line(text), level=int(m.group(1) or 1)))
+        elif "list" in style.lower():
+            blocks.append(Block(BlockKind.LIST_ITEM, one_line(text)))
+        else:
+            blocks.extend(text_to_blocks(text))
+
     for item in doc.iter_inner_content():
         if isinstance(item, Paragraph):
-            text = clean(item.text)
-            if not text:
-                continue
-            style = (item.style.name if item.style is not None else "") or ""
-            m = _HEADING_STYLE.match(style.strip())
-            if style.strip().lower() == "title":
-                blocks.append(Block(BlockKind.HEADING, one_line(text), level=1))
-            elif m:
-                blocks.append(Block(BlockKind.HEADING, one_line(text), level=int(m.group(1) or 1)))
-            elif "list" in style.lower():
-                blocks.append(Block(BlockKind.LIST_ITEM, one_line(text)))
-            else:
-                blocks.extend(text_to_blocks(text))
+            paragraph(item)
         elif isinstance(item, Table):
+            if len(item.columns) <= 1:
+                # a one-column table is a box around text (notes, ementas), not data
+                for row in item.rows:
+                    for cell in row.cells:
+                        for p in cell.paragraphs:
+                            paragraph(p)
+                continue
             for row in item.rows:
                 cells: list[str] = []
                 for cell in row.cells:
-                    value = one_line(cell.text)
+                    parts = [docx_paragraph_text(p._p) for p in cell.paragraphs]
+                    struck += sum(n for _, n in parts)
+                    value = one_line(" ".join(t for t, _ in parts))
                     if value and (not cells or cells[-1] != value):  # merged cells repeat
                         cells.append(value)
                 if cells:
                     blocks.append(Block(BlockKind.TABLE, " | ".join(cells)))
     title = one_line(doc.core_properties.title or "") or None
-    return ExtractedDocument(blocks=merge_blocks(blocks), title=title)
+    return ExtractedDocument(
+        blocks=merge_blocks(blocks), title=title, report={"struck_chars": struck}
+    )
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_OFF = frozenset({"0", "false", "off", "none"})
+# planalto marks the ordinal of "1º" with a struck run; such a run is not revoked text
+_ORDINAL_ONLY = re.compile(r"^[\sºª°o.]*$")
+
+
+def _run_struck(run: object) -> bool:
+    rpr = run.find(f"{_W}rPr")  # type: ignore[attr-defined]
+    if rpr is None:
+        return False
+    for tag in ("strike", "dstrike"):
+        el = rpr.find(f"{_W}{tag}")
+        if el is not None and el.get(f"{_W}val", "true").lower() not in _OFF:
+            return True
+    return False
+
+
+def docx_paragraph_text(p: object) -> tuple[str, int]:
+    """A paragraph's text without its struck runs (w:strike / w:dstrike: revoked wording
+    in compiled laws), and how many characters were dropped. Tracked deletions
+    (w:delText) are never text."""
+    parts: list[str] = []
+    dropped = 0
+    for run in p.iter(f"{_W}r"):  # type: ignore[attr-defined]
+        pieces: list[str] = []
+        for child in run:
+            tag = child.tag
+            if tag == f"{_W}t":
+                pieces.append(child.text or "")
+            elif tag == f"{_W}tab":
+                pieces.append("\t")
+            elif tag in (f"{_W}br", f"{_W}cr"):
+                pieces.append("\n")
+        text = "".join(pieces)
+        if text and _run_struck(run) and not _ORDINAL_ONLY.match(text):
+            dropped += len(text.strip())
+            parts.append(" ")
+            continue
+        parts.append(text)
+    return "".join(parts), dropped
 
 
 # -- HTML ---------------------------------------------------------------------------------
@@ -310,6 +379,10 @@ _INLINE = frozenset(
 )
 
 
+_STRUCK_TAGS = "strike, s, del"
+_LINE_THROUGH = re.compile(r"text-decoration[^;]*line-through", re.IGNORECASE)
+
+
 def extract_html(html: str) -> ExtractedDocument:
     from selectolax.lexbor import LexborHTMLParser
 
@@ -318,9 +391,20 @@ def extract_html(html: str) -> ExtractedDocument:
     title = one_line(title_node.text()) if title_node is not None else None
     root = tree.body or tree.root
     blocks: list[Block] = []
+    struck = 0
     if root is not None:
+        # struck text is revoked wording (planalto compiles laws that way): never text
+        for node in [*root.css(_STRUCK_TAGS), *root.css("[style]")]:
+            if node.tag in ("strike", "s", "del") or _LINE_THROUGH.search(
+                node.attributes.get("style") or ""
+            ):
+                with contextlib.suppress(Exception):  # already gone with its parent
+                    struck += len((node.text(deep=True) or "").strip())
+                    node.decompose()
         _walk_html(root, blocks)
-    return ExtractedDocument(blocks=merge_blocks(blocks), title=title or None)
+    return ExtractedDocument(
+        blocks=merge_blocks(blocks), title=title or None, report={"struck_chars": struck}
+    )
 
 
 def _walk_html(node: object, blocks: list[Block]) -> None:

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any
 
 import orjson
@@ -39,6 +40,7 @@ from domain.errors import (
     TransientError,
     UnsafeDocument,
 )
+from domain.legal import NormIdentity
 from domain.model import Block, BlockKind, DocumentType, ExtractedDocument
 
 _ERRORS: dict[str, type[ProcessingError]] = {
@@ -159,10 +161,49 @@ def _decode(answer: dict[str, Any]) -> ExtractedDocument:
         cls = _ERRORS.get(str(answer.get("error")), CorruptDocument)
         raise cls(str(answer.get("reason") or "the document could not be parsed"))
     blocks = [
-        Block(BlockKind(kind), text, level=level, page=page)
-        for kind, text, level, page in answer["blocks"]
+        Block(
+            BlockKind(kind),
+            text,
+            level=level,
+            page=page,
+            article=article,
+            paragraph=paragraph,
+            inciso=inciso,
+            alinea=alinea,
+            notes=tuple(notes),
+        )
+        for kind, text, level, page, article, paragraph, inciso, alinea, notes in answer["blocks"]
     ]
-    return ExtractedDocument(blocks=blocks, title=answer.get("title"), pages=answer.get("pages"))
+    norm = answer.get("norm")
+    return ExtractedDocument(
+        blocks=blocks,
+        title=answer.get("title"),
+        pages=answer.get("pages"),
+        norm=norm_from_json(norm) if norm else None,
+        report=dict(answer.get("report") or {}),
+    )
+
+
+def norm_to_json(norm: NormIdentity | None) -> dict[str, Any] | None:
+    if norm is None:
+        return None
+    return {
+        "kind": norm.kind,
+        "number": norm.number,
+        "year": norm.year,
+        "date": norm.date.isoformat() if norm.date else None,
+        "ementa": norm.ementa,
+    }
+
+
+def norm_from_json(raw: dict[str, Any]) -> NormIdentity:
+    return NormIdentity(
+        kind=str(raw["kind"]),
+        number=str(raw["number"]),
+        year=int(raw["year"]) if raw.get("year") else None,
+        date=date.fromisoformat(raw["date"]) if raw.get("date") else None,
+        ementa=raw.get("ementa"),
+    )
 
 
 # -- the child ------------------------------------------------------------------------------
@@ -205,7 +246,22 @@ def _serve() -> None:  # pragma: no cover - exercised through the parent in test
                 "ok": True,
                 "title": doc.title,
                 "pages": doc.pages,
-                "blocks": [[b.kind.value, b.text, b.level, b.page] for b in doc.blocks],
+                "norm": norm_to_json(doc.norm),
+                "report": doc.report,
+                "blocks": [
+                    [
+                        b.kind.value,
+                        b.text,
+                        b.level,
+                        b.page,
+                        b.article,
+                        b.paragraph,
+                        b.inciso,
+                        b.alinea,
+                        list(b.notes),
+                    ]
+                    for b in doc.blocks
+                ],
             }
             del doc
         except MemoryError:

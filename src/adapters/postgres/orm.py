@@ -64,6 +64,9 @@ NAMING_CONVENTION = {
 }
 
 
+EMPTY_JSON = text("'{}'::jsonb")
+
+
 def status_enum() -> Enum:
     return Enum(IngestionStatus, schema=SCHEMA, native_enum=False)
 
@@ -89,6 +92,11 @@ class DocumentRow(Base):
         "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
     chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # what extraction dropped and found: struck characters, revoked stubs, boilerplate,
+    # amendment notes, the detected norm (see domain.legal)
+    extraction: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
     created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
 
@@ -154,6 +162,14 @@ class ChunkRow(Base):
     position: Mapped[int] = mapped_column(Integer, nullable=False)
     text: Mapped[str] = mapped_column(Text, nullable=False)
     heading: Mapped[str | None] = mapped_column(Text)
+    # the caput a continuation chunk of a long article is read with (embedded, searched)
+    context: Mapped[str | None] = mapped_column(Text)
+    # the article the chunk holds (the first one when it holds several short ones)
+    article: Mapped[str | None] = mapped_column(String(20))
+    # article_end, paragraph, inciso, alinea, amended_by (domain.model.LegalRef)
+    legal: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=EMPTY_JSON)
+    # BM25 document length: the lexemes of search_vector, counted with repetitions
+    keyword_length: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     token_count: Mapped[int] = mapped_column(Integer, nullable=False)
     page_start: Mapped[int | None] = mapped_column(Integer)
     page_end: Mapped[int | None] = mapped_column(Integer)
@@ -164,7 +180,7 @@ class ChunkRow(Base):
         TSVECTOR,
         Computed(
             f"to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, "
-            f"translate(coalesce(heading, '') || ' ' || text, "
+            f"translate(coalesce(heading, '') || ' ' || coalesce(context, '') || ' ' || text, "
             f"'{UNACCENT_FROM}', '{UNACCENT_TO}'))",
             persisted=True,
         ),
@@ -182,7 +198,53 @@ class ChunkRow(Base):
         ),
         Index("ix_chunks_search_vector", "search_vector", postgresql_using="gin"),
         Index("ix_chunks_model_name_embedding_dim", "model_name", "embedding_dim"),
+        Index("ix_chunks_document_id_article", "document_id", "article"),
     )
+
+
+# -- BM25 keyword index ------------------------------------------------------------------
+#
+# Okapi BM25 needs, per query term, its postings (chunk, term frequency, chunk length)
+# and its document frequency, and the corpus' chunk count and total length. They are
+# written in the same transaction as the chunks they describe (ChunkRepository.replace),
+# so a fleet of workers and deletions keep them exact. Statistics are split in
+# KEYWORD_SHARDS rows per term, by document, so concurrent stores of different
+# documents rarely wait on the same rows; a query sums the shards.
+
+KEYWORD_SHARDS = 16
+
+
+class KeywordPostingRow(Base):
+    __tablename__ = "keyword_postings"
+
+    term: Mapped[str] = mapped_column(Text, primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    tf: Mapped[int] = mapped_column(Integer, nullable=False)
+    length: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (Index("ix_keyword_postings_chunk_id", "chunk_id"),)
+
+
+class KeywordTermRow(Base):
+    """Document frequency of a term (chunks holding it), in shards."""
+
+    __tablename__ = "keyword_terms"
+
+    term: Mapped[str] = mapped_column(Text, primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    df: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class KeywordStatsRow(Base):
+    """Chunks and their total length, in shards."""
+
+    __tablename__ = "keyword_stats"
+
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chunks: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class ApiKeyRow(Base):

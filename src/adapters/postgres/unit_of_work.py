@@ -7,13 +7,10 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from adapters.postgres.repositories import (
-    SqlAlchemyApiKeyRepository,
-    SqlAlchemyChunkRepository,
-    SqlAlchemyDocumentRepository,
-    SqlAlchemyIdempotencyRepository,
-    SqlAlchemyJobRepository,
-)
+from adapters.postgres.chunks import SqlAlchemyChunkRepository
+from adapters.postgres.documents import SqlAlchemyDocumentRepository
+from adapters.postgres.jobs import SqlAlchemyJobRepository
+from adapters.postgres.keys import SqlAlchemyApiKeyRepository, SqlAlchemyIdempotencyRepository
 from application.ports import (
     ApiKeyRepository,
     ChunkRepository,

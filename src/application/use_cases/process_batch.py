@@ -62,6 +62,8 @@ class _Prepared:
     document: Document
     drafts: list[ChunkDraft]
     vectors: list[Sequence[float] | None]
+    report: dict[str, Any] = field(default_factory=dict)
+    found_metadata: dict[str, Any] = field(default_factory=dict)  # the norm's identity
 
     @property
     def done(self) -> bool:
@@ -181,7 +183,11 @@ class ProcessBatchHandler:
                 except Exception as exc:  # one bad document never fails the batch
                     await self._fail(claim, exc, Stage.EXTRACTING, report)
                     continue
-                await queue.put(_Prepared(claim, doc, drafts, [None] * len(drafts)))
+                report_ = {**extracted.report, "pages": extracted.pages, "chunks": len(drafts)}
+                found = extracted.norm.as_metadata() if extracted.norm else {}
+                await queue.put(
+                    _Prepared(claim, doc, drafts, [None] * len(drafts), report_, dict(found))
+                )
         finally:
             await queue.put(None)
 
@@ -263,6 +269,7 @@ class ProcessBatchHandler:
                 job.advance(Stage.STORING, self.clock.now())
                 await uow.chunks.replace(p.document.id, new_chunks)
                 await uow.documents.set_chunk_count(p.document.id, len(new_chunks))
+                await uow.documents.record_extraction(p.document.id, p.report, p.found_metadata)
                 job.complete(self.clock.now())
                 await uow.jobs.save(job)
                 await uow.commit()

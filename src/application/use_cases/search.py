@@ -9,8 +9,9 @@ half of the query's terms.
 
 from __future__ import annotations
 
+import enum
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from application.ports import Embedder, UnitOfWork
 from domain.errors import InvalidInput
@@ -25,6 +26,13 @@ from domain.search import (
 
 MAX_TOP_K = 100
 MAX_QUERY_CHARS = 2000
+# parent-passage retrieval: a hit's whole article, within this bound
+MAX_EXPANDED_CHARS = 12_000
+
+
+class Expand(enum.StrEnum):
+    NONE = "none"
+    ARTICLE = "article"  # the whole article around each hit (parent passage)
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class SearchChunks:
     top_k: int = 10
     mode: SearchMode = SearchMode.HYBRID
     filter: SearchFilter = field(default_factory=SearchFilter)
+    expand: Expand = Expand.NONE
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,21 @@ class SearchChunksHandler:
             if cmd.mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
                 terms = keyword_terms(query)
                 keyword_hits = await uow.chunks.search_by_keywords(terms, model, cmd.filter, depth)
+            hits = self._rank(cmd, vector_hits, keyword_hits)[: cmd.top_k]
+            if cmd.expand is Expand.ARTICLE:
+                hits = await self._expand(hits, uow)
+        return SearchResult(
+            query=query,
+            mode=cmd.mode,
+            hits=hits,
+            took_ms=(time.perf_counter() - t0) * 1000,
+            model_name=model,
+        )
+
+    @staticmethod
+    def _rank(
+        cmd: SearchChunks, vector_hits: list[SearchHit], keyword_hits: list[SearchHit]
+    ) -> list[SearchHit]:
         if cmd.mode is SearchMode.VECTOR:
             hits = vector_hits
         elif cmd.mode is SearchMode.KEYWORD:
@@ -80,10 +104,19 @@ class SearchChunksHandler:
         else:
             strong = [h for h in keyword_hits if (h.coverage or 0.0) >= HYBRID_MIN_COVERAGE]
             hits = fuse(vector_hits, strong)
-        return SearchResult(
-            query=query,
-            mode=cmd.mode,
-            hits=hits[: cmd.top_k],
-            took_ms=(time.perf_counter() - t0) * 1000,
-            model_name=model,
+        return hits
+
+    @staticmethod
+    async def _expand(hits: list[SearchHit], uow: UnitOfWork) -> list[SearchHit]:
+        keys = list(
+            dict.fromkeys((h.document_id, h.legal.article) for h in hits if h.legal.article)
         )
+        texts = await uow.chunks.article_texts(
+            [(d, a) for d, a in keys if a is not None], MAX_EXPANDED_CHARS
+        )
+        return [
+            replace(h, expanded=texts.get((h.document_id, h.legal.article)))
+            if h.legal.article
+            else h
+            for h in hits
+        ]

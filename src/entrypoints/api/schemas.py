@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from application.ports import DocumentView
+from application.use_cases.search import Expand
 from domain.errors import InvalidInput
 from domain.model import IngestionJob, IngestionStatus
 from domain.search import SearchHit, SearchMode
@@ -74,6 +75,11 @@ class DocumentOut(BaseModel):
     metadata: dict[str, Any]
     created_at: datetime
     chunk_count: int
+    extraction: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what extraction dropped and found: struck characters, revoked and "
+        "vetoed units, amendment notes, boilerplate lines, pages",
+    )
     status: IngestionStatus | None = Field(description="the ingestion job's status")
     stage: str | None
     attempts: int | None
@@ -93,6 +99,7 @@ class DocumentOut(BaseModel):
             metadata=d.metadata,
             created_at=d.created_at,
             chunk_count=d.chunk_count,
+            extraction=d.extraction,
             status=job.status if job else None,
             stage=job.stage.value if job else None,
             attempts=job.attempts if job else None,
@@ -174,6 +181,11 @@ class SearchIn(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="only documents whose metadata contains this object"
     )
+    expand: Expand = Field(
+        default=Expand.NONE,
+        description="`article`: each hit also carries its whole article (`expanded`), "
+        "within 12,000 characters",
+    )
 
 
 class SearchHitOut(BaseModel):
@@ -190,10 +202,48 @@ class SearchHitOut(BaseModel):
     vector_rank: int | None
     keyword_rank: int | None
     coverage: float | None = Field(description="keyword hits: share of the query's terms found")
+    citation: str | None = Field(
+        description="what to quote: 'Lei nº 8.112/1990, art. 77, § 1º (p. 12)'",
+        examples=["Lei nº 9.784/1999, art. 59"],
+    )
+    norm: str | None = Field(description="the norm the document is ('Lei nº 9.784/1999')")
+    article: str | None = Field(description="the article the chunk holds ('59', '5-A')")
+    article_end: str | None = Field(description="the last article, when it holds several")
+    paragraph: str | None
+    inciso: str | None
+    alinea: str | None
+    amended_by: list[str] = Field(description="acts that gave or added this wording")
+    context: str | None = Field(description="the caput a continuation chunk is read with")
+    expanded: str | None = Field(description="the whole article (expand='article')")
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchHitOut:
-        return cls(**{name: getattr(hit, name) for name in cls.model_fields})
+        legal = hit.legal
+        return cls(
+            chunk_id=hit.chunk_id,
+            document_id=hit.document_id,
+            filename=hit.filename,
+            collection=hit.collection,
+            position=hit.position,
+            heading=hit.heading,
+            text=hit.text,
+            page_start=hit.page_start,
+            page_end=hit.page_end,
+            score=hit.score,
+            vector_rank=hit.vector_rank,
+            keyword_rank=hit.keyword_rank,
+            coverage=hit.coverage,
+            citation=hit.citation,
+            norm=hit.norm,
+            article=legal.article,
+            article_end=legal.article_end,
+            paragraph=legal.paragraph,
+            inciso=legal.inciso,
+            alinea=legal.alinea,
+            amended_by=list(legal.amended_by),
+            context=hit.context,
+            expanded=hit.expanded,
+        )
 
 
 class SearchOut(BaseModel):

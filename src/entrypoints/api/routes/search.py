@@ -52,6 +52,7 @@ async def search(
             top_k=body.top_k,
             mode=body.mode,
             filter=SearchFilter(body.collection, tuple(body.document_ids), metadata),
+            expand=body.expand,
         ),
         uow,
     )

@@ -1,0 +1,233 @@
+"""Chunks: storing a document's chunk set (with its BM25 statistics) and searching it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from sqlalchemy import Row, delete, func, insert, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.postgres.keyword_index import KeywordIndex, bm25_params, bm25_sql
+from adapters.postgres.rows import chunks
+from domain.model import Chunk, LegalRef
+from domain.search import SearchFilter, SearchHit
+
+# -- search ------------------------------------------------------------------------------
+#
+# pgvector 0.6 (the embedded server's) has no iterative index scan: an HNSW scan yields
+# at most hnsw.ef_search candidates and a WHERE clause filters them afterwards, so a
+# narrow filter can starve the result. The vector search therefore widens ef_search
+# step by step and, when a filter still leaves fewer than `limit` hits, finishes with
+# an exact scan of the filtered chunks (index scans off for that statement only).
+
+_HIT_COLUMNS = """
+    c.id AS chunk_id, c.document_id, d.filename, d.collection, c.position, c.heading,
+    c.text, c.page_start, c.page_end, c.context, c.article, c.legal,
+    d.metadata ->> 'norm' AS norm
+"""
+_EF_SEARCH_STEPS = (100, 400, 1000)
+
+
+def _filter_sql(flt: SearchFilter, params: dict[str, Any]) -> str:
+    clauses = ["c.model_name = :model"]
+    if flt.collection:
+        clauses.append("d.collection = :collection")
+        params["collection"] = flt.collection
+    if flt.document_ids:
+        clauses.append("c.document_id = ANY(:document_ids)")
+        params["document_ids"] = list(flt.document_ids)
+    if flt.metadata:
+        clauses.append("d.metadata @> CAST(:metadata AS jsonb)")
+        params["metadata"] = orjson.dumps(dict(flt.metadata)).decode()
+    return " AND ".join(clauses)
+
+
+def _hit(
+    row: Row[Any],
+    score: float,
+    vector_rank: int | None = None,
+    keyword_rank: int | None = None,
+) -> SearchHit:
+    return SearchHit(
+        chunk_id=row.chunk_id,
+        document_id=row.document_id,
+        filename=row.filename,
+        collection=row.collection,
+        position=row.position,
+        heading=row.heading,
+        text=row.text,
+        page_start=row.page_start,
+        page_end=row.page_end,
+        score=score,
+        context=row.context,
+        legal=legal_ref(row.article, row.legal),
+        norm=row.norm,
+        vector_rank=vector_rank,
+        keyword_rank=keyword_rank,
+    )
+
+
+def legal_ref(article: str | None, legal: Mapping[str, Any] | None) -> LegalRef:
+    extra = legal or {}
+    return LegalRef(
+        article=article,
+        article_end=extra.get("article_end"),
+        paragraph=extra.get("paragraph"),
+        inciso=extra.get("inciso"),
+        alinea=extra.get("alinea"),
+        amended_by=tuple(extra.get("amended_by") or ()),
+    )
+
+
+def legal_json(ref: LegalRef) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("article_end", ref.article_end),
+            ("paragraph", ref.paragraph),
+            ("inciso", ref.inciso),
+            ("alinea", ref.alinea),
+        )
+        if v is not None
+    }
+    if ref.amended_by:
+        out["amended_by"] = list(ref.amended_by)
+    return out
+
+
+class SqlAlchemyChunkRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def search_by_vector(
+        self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int
+    ) -> list[SearchHit]:
+        params: dict[str, Any] = {
+            "model": model_name,
+            "query": "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]",
+            "limit": limit,
+        }
+        where = _filter_sql(flt, params)
+        sql = text(
+            f"""
+            SELECT {_HIT_COLUMNS}, c.embedding <=> CAST(:query AS vector) AS distance
+            FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id
+            WHERE {where}
+            ORDER BY c.embedding <=> CAST(:query AS vector)
+            LIMIT :limit
+            """  # noqa: S608 - the WHERE is built from fixed clauses; values are bound
+        )
+        rows: list[Row[Any]] = []
+        for ef in _EF_SEARCH_STEPS:
+            await self.session.execute(
+                text("SELECT set_config('hnsw.ef_search', :ef, true)"),
+                {"ef": str(max(ef, limit))},
+            )
+            rows = list(await self.session.execute(sql, params))
+            if len(rows) >= limit or not flt.narrows:
+                break
+        else:
+            # still short under a filter: exact distances over the filtered chunks
+            await self.session.execute(text("SELECT set_config('enable_indexscan', 'off', true)"))
+            rows = list(await self.session.execute(sql, params))
+            await self.session.execute(text("SELECT set_config('enable_indexscan', 'on', true)"))
+        return [
+            _hit(r, 1.0 - float(r.distance), vector_rank=i) for i, r in enumerate(rows, start=1)
+        ]
+
+    async def search_by_keywords(
+        self, text_query: str, model_name: str, flt: SearchFilter, limit: int
+    ) -> list[SearchHit]:
+        """Okapi BM25 over the chunks' lexemes (see keyword_index.py), any of the words."""
+        params: dict[str, Any] = {
+            "model": model_name,
+            "limit": limit,
+            "candidates": max(4 * limit, 200),
+            **bm25_params(text_query),
+        }
+        where = _filter_sql(flt, params)
+        sql = text(bm25_sql(where, narrowed=False).replace("{columns}", _HIT_COLUMNS))
+        rows = list(await self.session.execute(sql, params))
+        if len(rows) < limit and flt.narrows:
+            sql = text(bm25_sql(where, narrowed=True).replace("{columns}", _HIT_COLUMNS))
+            rows = list(await self.session.execute(sql, params))
+        return [
+            replace(
+                _hit(r, float(r.rank), keyword_rank=i),
+                coverage=r.matched / r.terms if r.terms else 0.0,
+            )
+            for i, r in enumerate(rows, start=1)
+        ]
+
+    async def article_texts(
+        self, keys: Sequence[tuple[uuid.UUID, str]], max_chars: int
+    ) -> dict[tuple[uuid.UUID, str], str]:
+        """The whole text of each (document, article), its chunks in order, cut at
+        max_chars (parent-passage retrieval)."""
+        if not keys:
+            return {}
+        rows = await self.session.execute(
+            select(chunks.c.document_id, chunks.c.article, chunks.c.text)
+            .where(tuple_(chunks.c.document_id, chunks.c.article).in_([(d, a) for d, a in keys]))
+            .order_by(chunks.c.document_id, chunks.c.position)
+        )
+        out: dict[tuple[uuid.UUID, str], str] = {}
+        for document_id, article, body in rows:
+            key = (document_id, article)
+            joined = f"{out[key]}\n{body}" if key in out else body
+            out[key] = joined if len(joined) <= max_chars else joined[: max_chars - 4] + " ..."
+        return out
+
+    async def replace(self, document_id: uuid.UUID, new_chunks: Sequence[Chunk]) -> None:
+        index = KeywordIndex(self.session)
+        before = await index.counts(document_id)
+        await self.session.execute(delete(chunks).where(chunks.c.document_id == document_id))
+        if not new_chunks:
+            await index.apply(document_id, before)
+            return
+        await self.session.execute(
+            insert(chunks),
+            [
+                {
+                    "document_id": document_id,
+                    "position": c.position,
+                    "text": c.text,
+                    "heading": c.heading,
+                    "context": c.context,
+                    "article": c.legal.article,
+                    "legal": legal_json(c.legal),
+                    "token_count": c.token_count,
+                    "page_start": c.page_start,
+                    "page_end": c.page_end,
+                    "model_name": c.model_name,
+                    "embedding_dim": c.embedding_dim,
+                    "embedding": c.embedding,
+                }
+                for c in new_chunks
+            ],
+        )
+        await index.post(document_id)
+        await index.apply(document_id, before)
+
+    async def count(self, document_id: uuid.UUID) -> int:
+        return int(
+            (
+                await self.session.execute(
+                    select(func.count())
+                    .select_from(chunks)
+                    .where(chunks.c.document_id == document_id)
+                )
+            ).scalar_one()
+        )
+
+    async def models(self) -> Mapping[tuple[str, int], int]:
+        rows = await self.session.execute(
+            select(chunks.c.model_name, chunks.c.embedding_dim, func.count()).group_by(
+                chunks.c.model_name, chunks.c.embedding_dim
+            )
+        )
+        return {(name, int(dim)): int(n) for name, dim, n in rows}
