@@ -42,7 +42,6 @@ class TestPlanaltoHtml:
             "Subchefia para Assuntos Jurídicos",
             "Texto compilado",
             "Mensagem de veto",
-            "Redação dada",
             "Revogado",
             "VETADO",
             "conserva todos os direitos",  # struck by CSS line-through
@@ -54,6 +53,10 @@ class TestPlanaltoHtml:
         assert doc.report["revoked_units"] == 2  # arts. 88 and 89
         assert doc.report["vetoed_units"] == 1  # art. 90
         assert doc.report["boilerplate_lines"] >= 6
+        # amendment notes are listed on their unit (and stay in its text, as printed)
+        art77 = next(b for b in doc.blocks if b.article == "77" and b.paragraph is None)
+        assert art77.notes == ("(Redação dada pela Lei nº 9.525, de 10.12.97)",)
+        assert doc.report["amendment_notes"] == 7
 
     def test_norm_identity_and_headings(self) -> None:
         doc = extract(planalto_html(), DocumentType.HTML, ParseLimits())
@@ -79,7 +82,7 @@ class TestPlanaltoHtml:
         assert ferias.text.startswith("Art. 77.")
         assert "§ 3º As férias poderão ser parceladas" in ferias.text
         assert ferias.legal.amended_by == ("Lei nº 9.525/1997",)
-        assert "(Incluído" not in ferias.embedding_text
+        assert "(Incluído pela Lei nº 9.525, de 10.12.97)" in ferias.text
         assert by_article["87"].heading is not None
         assert by_article["87"].heading.endswith("Seção VI - Da Licença para Capacitação")
 

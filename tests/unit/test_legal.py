@@ -180,6 +180,23 @@ class TestStructure:
         ]
         assert doc.norm is not None and doc.norm.citation == "Lei nº 8.112/1990"
 
+    def test_notes_can_leave_the_text_and_stay_listed(self) -> None:
+        blocks = [
+            para("LEI Nº 8.112, DE 11 DE DEZEMBRO DE 1990"),
+            para(
+                "Art. 77. O servidor fará jus a férias. (Redação dada pela Lei nº 9.525, de 1997)"
+            ),
+        ]
+        kept = structure(ExtractedDocument(blocks=blocks))
+        assert kept.blocks[1].text.endswith("(Redação dada pela Lei nº 9.525, de 1997)")
+        out = structure(ExtractedDocument(blocks=blocks), notes_in_text=False)
+        assert out.blocks[1].text == "Art. 77. O servidor fará jus a férias."
+        assert (
+            out.blocks[1].notes
+            == kept.blocks[1].notes
+            == ("(Redação dada pela Lei nº 9.525, de 1997)",)
+        )
+
     def test_banner_lines_go_but_body_text_that_mentions_them_stays(self) -> None:
         assert is_boilerplate("Presidência da República Casa Civil", before_title=True)
         assert is_boilerplate("(Vide Decreto nº 9.991, de 2019)", before_title=True)

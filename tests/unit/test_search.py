@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from application.use_cases.search import SearchChunks, SearchChunksHandler
+from application.use_cases.search import Expand, SearchChunks, SearchChunksHandler
 from domain.errors import InvalidInput
-from domain.model import Chunk, Document, DocumentType
+from domain.model import Chunk, Document, DocumentType, LegalRef
 from domain.search import SearchFilter, SearchHit, SearchMode, fuse, keyword_terms
 from tests.unit.fakes import FakeEmbedder, FakeUnitOfWork, Store
 
@@ -159,3 +159,41 @@ class TestKeywordTerms:
         self, question: str, terms: str
     ) -> None:
         assert keyword_terms(question) == terms
+
+
+class TestExpandAndCitations:
+    async def test_expand_article_joins_every_chunk_of_the_hits_article(self) -> None:
+        store = store_with(("leis", "lei.docx", []))
+        doc_id = next(iter(store.documents))
+        store.documents[doc_id].metadata["norm"] = "Lei nº 8.112/1990"
+        embedder = FakeEmbedder()
+        parts = [
+            ("77", None, "Art. 77. O servidor fará jus a trinta dias de férias"),
+            ("77", "§ 3º", "§ 3º As férias poderão ser parceladas em até três etapas"),
+            ("78", None, "Art. 78. O pagamento da remuneração das férias"),
+        ]
+        store.chunks[doc_id] = [
+            Chunk(
+                doc_id,
+                i,
+                t,
+                1,
+                None,
+                embedder._vector(t),
+                embedder.model_name,
+                4,
+                legal=LegalRef(article=a, paragraph=p),
+            )
+            for i, (a, p, t) in enumerate(parts)
+        ]
+        result = await SearchChunksHandler(embedder)(
+            SearchChunks("parceladas etapas", mode=SearchMode.KEYWORD, expand=Expand.ARTICLE),
+            FakeUnitOfWork(store),
+        )
+        top = result.hits[0]
+        assert top.citation == "Lei nº 8.112/1990, art. 77, § 3º"
+        assert top.expanded == f"{parts[0][2]}\n{parts[1][2]}"
+        plain = await SearchChunksHandler(embedder)(
+            SearchChunks("parceladas etapas", mode=SearchMode.KEYWORD), FakeUnitOfWork(store)
+        )
+        assert plain.hits[0].expanded is None
