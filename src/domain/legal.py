@@ -444,10 +444,7 @@ def structure(doc: ExtractedDocument, notes_in_text: bool = True) -> ExtractedDo
             report.editorial_tags += tags
         text, notes = split_notes(shown)
         report.notes += len(notes)
-        if notes_in_text:
-            shown = _BARE_NOTE.sub("", shown).strip()
-        else:
-            shown = text
+        shown = _BARE_NOTE.sub("", shown).strip() if notes_in_text else text
         kind, label = classify(text)
         if kind == UnitKind.HEADING or block.kind is BlockKind.HEADING:
             rank = heading_rank(text)
