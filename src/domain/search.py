@@ -124,10 +124,7 @@ class SearchHit:
 
 
 def fuse(
-    vector: Sequence[SearchHit],
-    keyword: Sequence[SearchHit],
-    k: int = RRF_K,
-    keyword_weight: float = 1.0,
+    vector: Sequence[SearchHit], keyword: Sequence[SearchHit], k: int = RRF_K
 ) -> list[SearchHit]:
     """Reciprocal rank fusion: score = sum over lists of 1 / (k + rank), ranks from 1.
     Ties keep the vector order first (deterministic)."""
@@ -140,46 +137,13 @@ def fuse(
         hits.setdefault(hit.chunk_id, hit)
         vector_ranks[hit.chunk_id] = rank
     for rank, hit in enumerate(keyword, start=1):
-        scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + keyword_weight / (k + rank)
+        scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (k + rank)
         hits.setdefault(hit.chunk_id, hit)
         keyword_ranks[hit.chunk_id] = rank
     order = sorted(
         scores,
         key=lambda cid: (-scores[cid], vector_ranks.get(cid, 10**9), keyword_ranks.get(cid, 10**9)),
     )
-    return [
-        replace(
-            hits[cid],
-            score=scores[cid],
-            vector_rank=vector_ranks.get(cid),
-            keyword_rank=keyword_ranks.get(cid),
-        )
-        for cid in order
-    ]
-
-
-def fuse_scores(
-    vector: Sequence[SearchHit], keyword: Sequence[SearchHit], vector_weight: float = 0.7
-) -> list[SearchHit]:
-    """Convex combination of min-max normalised scores (cosine, BM25) over the union of
-    both candidate lists; a list that misses a chunk gives it its own minimum."""
-
-    def normalised(hits: Sequence[SearchHit]) -> dict[int, float]:
-        if not hits:
-            return {}
-        top, low = max(h.score for h in hits), min(h.score for h in hits)
-        span = top - low
-        return {h.chunk_id: (h.score - low) / span if span > 0 else 1.0 for h in hits}
-
-    v, kw = normalised(vector), normalised(keyword)
-    hits: dict[int, SearchHit] = {h.chunk_id: h for h in [*keyword, *vector]}
-    vector_ranks = {h.chunk_id: r for r, h in enumerate(vector, start=1)}
-    keyword_ranks = {h.chunk_id: r for r, h in enumerate(keyword, start=1)}
-    scores = {
-        cid: vector_weight * v.get(cid, 0.0) + (1 - vector_weight) * kw.get(cid, 0.0)
-        for cid in hits
-    }
-    order = sorted(scores, key=lambda cid: (-scores[cid], vector_ranks.get(cid, 10**9)))
     return [
         replace(
             hits[cid],

@@ -120,9 +120,14 @@ class TestCompiledDocx:
         # a long article continues with its caput as context and the paragraph it is in
         art2 = [d for d in drafts if d.legal.article == "2"]
         assert len(art2) >= 2
-        assert art2[1].context is not None and art2[1].context.startswith("Art. 2")
+        ementa = "Regula o processo administrativo no âmbito da Administração Pública Federal."
+        # read with the ementa, the caput and the lead-in of the paragraph it continues
+        assert art2[1].context is not None
+        assert art2[1].context.startswith(f"{ementa}\nArt. 2o A Administração Pública obedecerá")
         assert art2[1].legal.paragraph == "Parágrafo único"
-        assert all(d.token_count <= 256 for d in drafts)
+        # every chunk of the norm is read with its ementa, on top of the passage budget
+        assert all(d.context is not None and d.context.startswith(ementa) for d in drafts)
+        assert all(d.token_count <= 256 + 256 // 5 for d in drafts)
 
     def test_every_corpus_law_gets_its_identity_and_articles(self) -> None:
         files = sorted(CORPUS.glob("*.docx"))

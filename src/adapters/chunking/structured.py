@@ -271,7 +271,25 @@ class StructuredChunker:
                     pages=document.pages,
                 )
             )
-        return self._drafts(out)
+        return self._drafts(out, self._norm_context(document))
+
+    def _norm_context(self, document: ExtractedDocument) -> tuple[str, int] | None:
+        """The norm's ementa, which every chunk of a norm is read with: what the law is
+        about gives each passage its subject (measured: docs/decisions/0009). Cut to a
+        fifth of the budget, whole words; it comes on top of the passage's budget (the
+        model reads 512 tokens)."""
+        norm = document.norm
+        if norm is None or not norm.ementa:
+            return None
+        limit = self.max_tokens // 5
+        words = norm.ementa.split()
+        text = norm.ementa
+        tokens = self.count(text)
+        while tokens > limit and len(words) > 1:
+            words = words[: max(1, len(words) * limit // tokens)]
+            text = " ".join(words) + " ..."
+            tokens = self.count(text)
+        return text, tokens
 
     # -- packing -----------------------------------------------------------------------
 
@@ -441,20 +459,24 @@ class StructuredChunker:
             parts = parts[1:]
         return None
 
-    def _drafts(self, chunks: list[_Chunk]) -> list[ChunkDraft]:
+    def _drafts(
+        self, chunks: list[_Chunk], norm_context: tuple[str, int] | None = None
+    ) -> list[ChunkDraft]:
         drafts: list[ChunkDraft] = []
+        ementa, ementa_tokens = norm_context or (None, 0)
         for chunk in chunks:
             text = "\n".join(p.text for p in chunk.pieces)
             pages = [p.page for p in chunk.pieces if p.page is not None]
+            context = "\n".join(c for c in (ementa, chunk.context) if c) or None
             drafts.append(
                 ChunkDraft(
                     position=len(drafts),
                     text=text,
-                    token_count=chunk.tokens + chunk.context_tokens,
+                    token_count=chunk.tokens + chunk.context_tokens + ementa_tokens,
                     heading=chunk.full_heading,
                     page_start=min(pages) if pages else None,
                     page_end=max(pages) if pages else None,
-                    context=chunk.context,
+                    context=context,
                     legal=_legal_ref(chunk),
                 )
             )
