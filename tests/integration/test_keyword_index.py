@@ -5,32 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-import uuid
-from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from application.ports import UnitOfWorkFactory
-from domain.model import Chunk, Document, DocumentType
+from domain.model import Chunk, Document
 from domain.search import SearchFilter
+from tests.integration.test_search import document
 
 MODEL = "test-model"
 DIM = 384
-
-
-def document(name: str, collection: str = "rh") -> Document:
-    return Document(
-        id=uuid.uuid4(),
-        collection=collection,
-        filename=name,
-        content_type=DocumentType.TEXT,
-        size_bytes=1,
-        sha256=uuid.uuid4().hex + uuid.uuid4().hex,
-        metadata={},
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
 
 
 def chunks(doc: Document, texts: list[str]) -> list[Chunk]:

@@ -129,3 +129,20 @@ async def test_expand_returns_the_whole_article_of_a_hit_within_its_bound(
     assert len(expanded) <= 12_000
     plain = await search(client, key, query, top_k=3)
     assert all(h["expanded"] is None for h in plain)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "keyword", "vector"])
+async def test_control_characters_in_a_query_are_not_a_server_error(
+    client: httpx.AsyncClient, keys: dict[str, str], clean_db: AsyncEngine, mode: str
+) -> None:
+    key = keys["read"]
+    r = await client.post(
+        "/v1/search",
+        json={"query": "férias\u0000 do\x07 servidor", "mode": mode},
+        headers=auth(key),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["query"] == "férias do servidor"
+    only = await client.post("/v1/search", json={"query": "\u0000\u0001"}, headers=auth(key))
+    assert only.status_code == 422
+    assert only.headers["content-type"].startswith("application/problem+json")

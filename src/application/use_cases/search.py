@@ -10,6 +10,7 @@ half of the query's terms.
 from __future__ import annotations
 
 import enum
+import re
 import time
 from dataclasses import dataclass, field, replace
 
@@ -24,6 +25,7 @@ from domain.search import (
     keyword_terms,
 )
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TOP_K = 100
 MAX_QUERY_CHARS = 2000
 # parent-passage retrieval: a hit's whole article, within this bound
@@ -59,7 +61,8 @@ class SearchChunksHandler:
         self.candidates = candidates  # per list, before fusion
 
     async def __call__(self, cmd: SearchChunks, uow: UnitOfWork) -> SearchResult:
-        query = " ".join(cmd.query.split())
+        # control characters (NUL above all: PostgreSQL text cannot hold it) mean nothing
+        query = " ".join(_CONTROL.sub(" ", cmd.query).split())
         if not query:
             raise InvalidInput("the query is empty", field="query")
         if len(query) > MAX_QUERY_CHARS:
