@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -244,11 +243,11 @@ def article_label(number: str) -> str:
 # -- amendment notes, revoked and vetoed stubs ------------------------------------------------
 
 _NOTE_WORDS = (
-    r"Reda[çc][ãa]o\s+dada|Inclu[íi]d[oa]|Acrescid[oa]|Acrescentad[oa]|Revogad[oa]|"
-    r"Vide|Vig[êe]ncia|Renumerad[oa]|Regulamento|Regulamentad[oa]|Produ[çc][ãa]o\s+de\s+efeitos?|"
-    r"Convers[ãa]o|Suprimid[oa]|Alterad[oa]|Restabelecid[oa]|Promulga[çc][ãa]o|"
+    r"Reda[çc][ãa]o\s+dada|Inclu[íi]d[oa]s?|Acrescid[oa]s?|Acrescentad[oa]s?|Revogad[oa]s?|"
+    r"Vide|Vig[êe]ncia|Renumerad[oa]s?|Regulamento|Regulamentad[oa]s?|Produ[çc][ãa]o\s+de\s+efeitos?|"
+    r"Convers[ãa]o|Suprimid[oa]s?|Alterad[oa]s?|Restabelecid[oa]s?|Promulga[çc][ãa]o|"
     r"Express[ãa]o\s+suprimida|Texto\s+compilado|Mensagem\s+de\s+veto|Efic[áa]cia\s+suspensa|"
-    r"Execu[çc][ãa]o\s+suspensa|Declarad[oa]|Ver\s+ADI|ADI|ADIN|ADC|ADPF|Publica[çc][ãa]o\s+original"
+    r"Execu[çc][ãa]o\s+suspensa|Declarad[oa]s?|Ver\s+ADI|ADI|ADIN|ADC|ADPF|Publica[çc][ãa]o\s+original"
 )
 # "(Redação dada pela Lei nº 9.527, de 10.12.97)", "(Vide ADIN nº 2.135-4)", nested parens once
 _NOTE = re.compile(
@@ -256,6 +255,7 @@ _NOTE = re.compile(
     re.IGNORECASE,
 )
 _BARE_NOTE = re.compile(r"\s+(?:Vig[êe]ncia|Regulamento|Mensagem\s+de\s+veto)\s*$", re.I)
+_ARTICLES_STUB = re.compile(r"^Arts\.?\s*[\d\s.,ºo°a-]+$")
 _REVOKED_NOTE = re.compile(r"^\(\s*Revogad[oa]", re.IGNORECASE)
 _STUB = re.compile(
     r"^[\s.;:,\-–—]*(?:\(?\s*(?P<word>revogad[oa]s?|vetad[oa]s?|suprimid[oa]s?)\s*\)?)?[\s.;:,\-–—]*$",
@@ -479,6 +479,14 @@ def structure(doc: ExtractedDocument, notes_in_text: bool = True) -> ExtractedDo
                 continue
             pos.enter(kind, label)
             legal_units += 1
+        if (
+            kind == UnitKind.TEXT
+            and _ARTICLES_STUB.match(text)
+            and _is_revoked("", notes, heading=True)
+        ):
+            report.revoked_units += 1  # "Arts. 112 a 115. (Revogados pelo ...)"
+            report.examples.append(block.text[:120])
+            continue
         if not text:
             continue
         out.append(_at(replace(block, text=shown, notes=tuple(notes)), pos))
@@ -607,7 +615,3 @@ def _fold(text: str) -> str:
     return unicodedata.normalize(
         "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
     )
-
-
-def count_kinds(blocks: Iterable[Block]) -> Counter[str]:
-    return Counter(b.kind.value for b in blocks)

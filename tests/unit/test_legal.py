@@ -221,3 +221,20 @@ class TestCitations:
         )
         assert cite(None, None, page=3) == "p. 3"
         assert cite(None) is None
+
+
+def test_a_stub_of_several_revoked_articles_is_dropped() -> None:
+    doc = structure(
+        ExtractedDocument(
+            blocks=[
+                para("DECRETO-LEI Nº 9.760, DE 5 DE SETEMBRO DE 1946"),
+                para("Arts. 112. a 115. (Revogados pelo Decreto-lei nº 2.398, de 1987)"),
+                para("Art. 115-A. Efetuada a transação, o valor será recolhido."),
+            ]
+        )
+    )
+    assert [b.text for b in doc.blocks][1:] == [
+        "Art. 115-A. Efetuada a transação, o valor será recolhido."
+    ]
+    assert doc.blocks[1].article == "115-A"
+    assert doc.report["revoked_units"] == 1
