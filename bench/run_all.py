@@ -3,13 +3,15 @@ bench/results/<name>.json; the chart is bench/results/benchmarks.png."""
 
 from __future__ import annotations
 
-from bench import chart, compare, enqueue_load, worker_throughput
+from bench import chart, compare, enqueue_load, keyword_scale, retrieval, worker_throughput
 
 
 def main() -> None:
     worker_throughput.run(docs_n=24, pages=10)
     enqueue_load.run(seconds=8.0, api_workers=1, concurrencies=[1, 10, 50])
     compare.run(docs_n=12, pages=10)
+    retrieval.run()
+    keyword_scale.run([10_000, 50_000, 100_000])
     chart.draw()
 
 

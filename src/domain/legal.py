@@ -405,14 +405,19 @@ class LegalReport:
         }
 
 
-def structure(doc: ExtractedDocument, notes_in_text: bool = True) -> ExtractedDocument:
+def structure(
+    doc: ExtractedDocument, notes_in_text: bool = True, drop_editorial: bool = True
+) -> ExtractedDocument:
     """Blocks that know their place in the norm, their amendment notes listed in
     ``Block.notes``; stubs, banner and link lists dropped and counted in ``doc.report``.
 
     ``notes_in_text``: whether the notes also stay in the unit's text, as the compiled
     law prints them. Measured on the development set (docs/decisions/0009), taking them
     out of the embedded text did not help retrieval (hybrid recall@5 0.611 against 0.667
-    with them), so they stay; ``amended_by`` carries them as metadata either way."""
+    with them), so they stay; ``amended_by`` carries them as metadata either way.
+
+    ``drop_editorial``: exam questions and study notes of annotated editions are not
+    law (they often state wrong answers on purpose) and are dropped."""
     lines = _split_lines(doc.blocks)
     norm = detect_norm(lines)
     title_index = _title_index(lines)
@@ -435,11 +440,12 @@ def structure(doc: ExtractedDocument, notes_in_text: bool = True) -> ExtractedDo
         if closed or block.kind is BlockKind.TABLE or block.kind is BlockKind.CODE:
             out.append(_at(block, pos) if pos.article else block)
             continue
-        if title_index is not None and i - 1 > title_index and is_editorial(block.text):
+        editorial_zone = drop_editorial and title_index is not None and i - 1 > title_index
+        if editorial_zone and is_editorial(block.text):
             report.editorial_blocks += 1
             continue
         shown = " ".join(block.text.split())
-        if title_index is not None:
+        if drop_editorial and title_index is not None:
             shown, tags = strip_exam_tags(shown)
             report.editorial_tags += tags
         text, notes = split_notes(shown)

@@ -199,6 +199,7 @@ class StructuredChunker:
         max_tokens: int = 256,
         overlap_tokens: int = 32,
         heading_max_tokens: int | None = None,
+        norm_context: bool = True,
     ) -> None:
         if not 16 <= max_tokens <= 510:
             raise ValueError("max_tokens must be within 16..510 (the model reads 512)")
@@ -208,6 +209,7 @@ class StructuredChunker:
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
         self.heading_max_tokens = heading_max_tokens or max_tokens // 4
+        self.norm_context = norm_context  # read every chunk of a norm with its ementa
         self._splitters: dict[int, Callable[[str], list[str]]] = {}
         self._heading_cost: dict[str, int] = {}
 
@@ -279,7 +281,7 @@ class StructuredChunker:
         fifth of the budget, whole words; it comes on top of the passage's budget (the
         model reads 512 tokens)."""
         norm = document.norm
-        if norm is None or not norm.ementa:
+        if not self.norm_context or norm is None or not norm.ementa:
             return None
         limit = self.max_tokens // 5
         words = norm.ementa.split()

@@ -29,7 +29,7 @@ class ParseLimits:
 
 def extract(data: bytes, doc_type: DocumentType, limits: ParseLimits) -> ExtractedDocument:
     """The document's blocks in reading order, with the legal structure of a norm
-    (articles, paragraphs, amendment notes out of the text, revoked stubs dropped)."""
+    (articles, paragraphs, amendment notes listed, revoked stubs dropped)."""
     return structure(extract_format(data, doc_type, limits))
 
 
