@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.chunking.structured import StructuredChunker, split_sentences
+from adapters.chunking.sentences import split_sentences
+from adapters.chunking.structured import StructuredChunker
 from adapters.embedding.blas import BlasE5TokenCounter
 from adapters.extraction.formats import ParseLimits, extract
 from domain.model import Block, BlockKind, DocumentType, ExtractedDocument

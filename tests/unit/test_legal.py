@@ -12,11 +12,10 @@ from domain.legal import (
     cite,
     classify,
     detect_norm,
-    is_boilerplate,
     parse_norm_title,
     split_notes,
-    structure,
 )
+from domain.legal_structure import is_boilerplate, structure
 from domain.model import Block, BlockKind, ExtractedDocument
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from semchunk.semchunk import chunkerify
 
+from adapters.chunking.sentences import split_sentences
 from application.ports import TokenCounter
 from domain.legal import amended_by, article_label
 from domain.model import Block, BlockKind, ChunkDraft, ExtractedDocument, LegalRef
@@ -33,132 +34,7 @@ from domain.model import Block, BlockKind, ChunkDraft, ExtractedDocument, LegalR
 _LABEL_RESERVE = 8  # tokens of " > Art. 123-A"
 ARTICLE_START = re.compile(r"^(?:Art\.?\s*\d|Artigo\s+\d)", re.IGNORECASE)
 
-# Words after which a period does not end a sentence (legal and administrative
-# Portuguese). Compared lowercased, without the period.
-_ABBREVIATIONS = frozenset(
-    [
-        "art",
-        "arts",
-        "artigo",
-        "inc",
-        "incs",
-        "al",
-        "als",
-        "par",
-        "pars",
-        "cap",
-        "caps",
-        "tít",
-        "tit",
-        "sec",
-        "seç",
-        "item",
-        "n",
-        "nº",
-        "no",
-        "nos",
-        "núm",
-        "num",
-        "pág",
-        "pag",
-        "págs",
-        "pags",
-        "fl",
-        "fls",
-        "vol",
-        "p",
-        "pp",
-        "cf",
-        "ex",
-        "obs",
-        "etc",
-        "sr",
-        "sra",
-        "srs",
-        "sras",
-        "dr",
-        "dra",
-        "drs",
-        "dras",
-        "prof",
-        "profa",
-        "exmo",
-        "exma",
-        "ilmo",
-        "ilma",
-        "v",
-        "s",
-        "sa",
-        "min",
-        "des",
-        "dep",
-        "sen",
-        "gov",
-        "pres",
-        "dir",
-        "coord",
-        "chef",
-        "ger",
-        "sup",
-        "aux",
-        "adm",
-        "tec",
-        "téc",
-        "esp",
-        "jan",
-        "fev",
-        "mar",
-        "abr",
-        "mai",
-        "jun",
-        "jul",
-        "ago",
-        "set",
-        "out",
-        "nov",
-        "dez",
-        "ltda",
-        "cia",
-        "s.a",
-        "av",
-        "r",
-        "rod",
-        "km",
-        "tel",
-        "ramal",
-        "e-mail",
-        "cep",
-        "matr",
-        "mat",
-        "proc",
-        "lei",
-        "dec",
-        "res",
-        "port",
-    ]
-)
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'“(«]?[A-ZÀ-Ý§])")
 _ARTICLE_LABEL = re.compile(r"^(?:Art\.?|Artigo)\s*\d+[º°o]?(?:-[A-Z])?", re.IGNORECASE)
-_LAST_WORD = re.compile(r"(\S+)[.!?;]$")
-_ROMAN_OR_LETTER = re.compile(r"^(?:[ivxlcdm]+|[a-z])$", re.IGNORECASE)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of Portuguese prose: a break only before a capital letter or "§", and
-    never after an abbreviation ("art.", "nº.", "dez.", "Sr.") or an inciso marker."""
-    pieces = _SENTENCE_END.split(text.strip())
-    sentences: list[str] = []
-    for piece in pieces:
-        if sentences:
-            m = _LAST_WORD.search(sentences[-1])
-            word = m.group(1).lower().lstrip("(\"'“") if m else ""
-            if sentences[-1].endswith(".") and (
-                word in _ABBREVIATIONS or _ROMAN_OR_LETTER.match(word)
-            ):
-                sentences[-1] = f"{sentences[-1]} {piece}"
-                continue
-        sentences.append(piece)
-    return [s for s in sentences if s]
 
 
 @dataclass

@@ -1,0 +1,169 @@
+"""DOCX through python-docx: the container checked first (zip bombs, DTDs and
+entities), then paragraphs, headings, lists and tables in order; struck runs (revoked
+wording of compiled laws) are not text."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+import zlib
+
+from domain.errors import CorruptDocument, UnsafeDocument
+from domain.model import Block, BlockKind, ExtractedDocument
+
+from .limits import ParseLimits
+from .normalize import clean, merge_blocks, one_line, text_to_blocks
+
+_XML_PARTS = re.compile(r"^(word/.*\.xml|\[Content_Types\]\.xml|docProps/.*\.xml|_rels/.*)$")
+
+
+def check_docx_container(data: bytes, limits: ParseLimits) -> None:
+    """Refuse zip bombs by the declared sizes and ratios, before inflating anything,
+    then refuse XML parts that declare a DTD or entities."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise CorruptDocument(f"the DOCX is not a readable ZIP container: {exc}") from exc
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > limits.max_zip_entries:
+            raise UnsafeDocument(
+                f"the DOCX holds {len(infos)} files; the limit is {limits.max_zip_entries}"
+            )
+        declared = sum(i.file_size for i in infos)
+        if declared > limits.max_unzipped_bytes:
+            raise UnsafeDocument(
+                f"the DOCX declares {declared // (1 << 20)} MB uncompressed; the limit is "
+                f"{limits.max_unzipped_bytes // (1 << 20)} MB (a zip bomb)"
+            )
+        for info in infos:
+            if info.file_size > (1 << 20) and info.file_size > limits.max_zip_ratio * max(
+                1, info.compress_size
+            ):
+                raise UnsafeDocument(
+                    f"{info.filename} inflates {info.file_size // max(1, info.compress_size)}:1 "
+                    "(a zip bomb)"
+                )
+        for info in infos:
+            if not _XML_PARTS.match(info.filename):
+                continue
+            try:
+                with zf.open(info) as part:
+                    body = part.read(info.file_size + 1)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+                raise CorruptDocument(f"{info.filename} is damaged: {exc}") from exc
+            if len(body) > info.file_size:
+                raise UnsafeDocument(f"{info.filename} is larger than its ZIP entry declares")
+            head = body[:4096]
+            if b"<!DOCTYPE" in head or b"<!ENTITY" in body:
+                raise UnsafeDocument(
+                    f"{info.filename} declares a DTD or XML entities, which Word never writes "
+                    "(entity expansion / XXE attempt)"
+                )
+
+
+_HEADING_STYLE = re.compile(r"^(?:heading|t[íi]tulo|titulo)\s*(\d)?$", re.IGNORECASE)
+
+
+def extract_docx(data: bytes, limits: ParseLimits) -> ExtractedDocument:
+    from docx import Document
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    check_docx_container(data, limits)
+    try:
+        doc = Document(io.BytesIO(data))
+    except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise CorruptDocument(f"the DOCX cannot be read: {exc}") from exc
+    except Exception as exc:  # lxml XMLSyntaxError and friends
+        raise CorruptDocument(f"the DOCX cannot be parsed: {type(exc).__name__}: {exc}") from exc
+    blocks: list[Block] = []
+    struck = 0
+
+    def paragraph(item: Paragraph) -> None:
+        nonlocal struck
+        raw, dropped = docx_paragraph_text(item._p)
+        struck += dropped
+        text = clean(raw)
+        if not text:
+            return
+        style = (item.style.name if item.style is not None else "") or ""
+        m = _HEADING_STYLE.match(style.strip())
+        if style.strip().lower() == "title":
+            blocks.append(Block(BlockKind.HEADING, one_line(text), level=1))
+        elif m:
+            blocks.append(Block(BlockKind.HEADING, one_line(text), level=int(m.group(1) or 1)))
+        elif "list" in style.lower():
+            blocks.append(Block(BlockKind.LIST_ITEM, one_line(text)))
+        else:
+            blocks.extend(text_to_blocks(text))
+
+    for item in doc.iter_inner_content():
+        if isinstance(item, Paragraph):
+            paragraph(item)
+        elif isinstance(item, Table):
+            if len(item.columns) <= 1:
+                # a one-column table is a box around text (notes, ementas), not data
+                for row in item.rows:
+                    for cell in row.cells:
+                        for p in cell.paragraphs:
+                            paragraph(p)
+                continue
+            for row in item.rows:
+                cells: list[str] = []
+                for cell in row.cells:
+                    parts = [docx_paragraph_text(p._p) for p in cell.paragraphs]
+                    struck += sum(n for _, n in parts)
+                    value = one_line(" ".join(t for t, _ in parts))
+                    if value and (not cells or cells[-1] != value):  # merged cells repeat
+                        cells.append(value)
+                if cells:
+                    blocks.append(Block(BlockKind.TABLE, " | ".join(cells)))
+    title = one_line(doc.core_properties.title or "") or None
+    return ExtractedDocument(
+        blocks=merge_blocks(blocks), title=title, report={"struck_chars": struck}
+    )
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_OFF = frozenset({"0", "false", "off", "none"})
+# planalto marks the ordinal of "1º" with a struck run; such a run is not revoked text
+_ORDINAL_ONLY = re.compile(r"^[\sºª°o.]*$")
+
+
+def _run_struck(run: object) -> bool:
+    rpr = run.find(f"{_W}rPr")  # type: ignore[attr-defined]
+    if rpr is None:
+        return False
+    for tag in ("strike", "dstrike"):
+        el = rpr.find(f"{_W}{tag}")
+        if el is not None and el.get(f"{_W}val", "true").lower() not in _OFF:
+            return True
+    return False
+
+
+def docx_paragraph_text(p: object) -> tuple[str, int]:
+    """A paragraph's text without its struck runs (w:strike / w:dstrike: revoked wording
+    in compiled laws), and how many characters were dropped. Tracked deletions
+    (w:delText) are never text."""
+    parts: list[str] = []
+    dropped = 0
+    for run in p.iter(f"{_W}r"):  # type: ignore[attr-defined]
+        pieces: list[str] = []
+        for child in run:
+            tag = child.tag
+            if tag == f"{_W}t":
+                pieces.append(child.text or "")
+            elif tag == f"{_W}tab":
+                pieces.append("\t")
+            elif tag in (f"{_W}br", f"{_W}cr"):
+                pieces.append("\n")
+        text = "".join(pieces)
+        if text and _run_struck(run) and not _ORDINAL_ONLY.match(text):
+            dropped += len(text.strip())
+            parts.append(" ")
+            continue
+        parts.append(text)
+    return "".join(parts), dropped
