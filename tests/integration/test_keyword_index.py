@@ -7,9 +7,11 @@ import asyncio
 import math
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.postgres import keyword_index
 from application.ports import UnitOfWorkFactory
 from domain.model import Chunk, Document
 from domain.search import SearchFilter
@@ -158,3 +160,33 @@ async def test_a_narrow_filter_never_starves_the_keyword_ranking(
             "servidor", MODEL, SearchFilter(collection="outra"), 5
         )
     assert [h.document_id for h in hits] == [lone.id]
+
+
+async def test_common_terms_seed_no_candidates_but_still_score_them(
+    uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(30):
+        await store(uow_factory, document(f"common{i}.txt"), [f"servidor público número {i}"])
+    both = document("both.txt")
+    await store(uow_factory, both, ["O servidor tem prazo de recurso de dez dias."])
+    rare_only = document("rare.txt")
+    await store(uow_factory, rare_only, ["O prazo de recurso é de dez dias."])
+
+    async def ranked() -> list[tuple[str, float]]:
+        async with uow_factory() as uow:
+            hits = await uow.chunks.search_by_keywords(
+                "servidor recurso", MODEL, SearchFilter(), 50
+            )
+        return [(h.filename, h.score) for h in hits]
+
+    exact = await ranked()  # 32 chunks: no term is common under the default thresholds
+    assert len(exact) == 32
+    monkeypatch.setattr(keyword_index, "COMMON_MIN_DF", 5)
+    monkeypatch.setattr(keyword_index, "COMMON_SHARE", 0.5)  # "servidor" is in 31 of 32
+    pruned = await ranked()
+    assert [name for name, _ in pruned] == ["both.txt", "rare.txt"]
+    # the candidates keep their exact scores, the common term's share included
+    assert dict(pruned) == pytest.approx({name: s for name, s in exact if name in dict(pruned)})
+    async with uow_factory() as uow:  # a query of common terms only still answers
+        alone = await uow.chunks.search_by_keywords("servidor", MODEL, SearchFilter(), 50)
+    assert len(alone) == 31

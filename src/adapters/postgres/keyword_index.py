@@ -30,6 +30,10 @@ from adapters.postgres.orm import KEYWORD_SHARDS, TEXT_SEARCH_CONFIG, UNACCENT_F
 
 BM25_K1 = 1.2
 BM25_B = 0.75
+# a term held by more chunks than both of these seeds no candidates (see bm25_sql);
+# below 10,000 chunks no term is that common, so small indexes rank exactly
+COMMON_SHARE = 0.05
+COMMON_MIN_DF = 10_000
 
 
 def shard_of(document_id: uuid.UUID) -> int:
@@ -146,9 +150,13 @@ class KeywordIndex:
 def bm25_sql(where: str, narrowed: bool) -> str:
     """Chunks ranked by BM25 for the query's lexemes (any of them), best first.
 
-    Unfiltered, the scoring reads only the postings of the query's terms and keeps the
-    best `candidates`; under a filter, the postings are first restricted to the
-    filtered chunks, so a narrow filter never starves the answer.
+    Candidates are the chunks holding one of the query's terms, except that a very
+    common term (in more than COMMON_SHARE of the chunks and more than COMMON_MIN_DF)
+    does not bring candidates of its own while rarer terms do: its postings are read
+    only for the candidates, so a large index never scores every chunk that holds
+    "servidor". Each candidate gets its full BM25 score; the best `candidates` go on.
+    Under a filter, candidates are first restricted to the filtered chunks, so a
+    narrow filter never starves the answer.
     """
     restrict = ""
     if narrowed:
@@ -168,8 +176,9 @@ def bm25_sql(where: str, narrowed: bool) -> str:
         FROM ai.keyword_stats
     ),
     w AS (
-        SELECT q.term,
-               ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf
+        SELECT q.term, f.df,
+               ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf,
+               f.df > greatest(:common_min_df, stats.n * :common_share) AS common
         FROM q CROSS JOIN stats
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(t.df), 0)::float8 AS df
@@ -177,13 +186,26 @@ def bm25_sql(where: str, narrowed: bool) -> str:
         ) AS f
         WHERE f.df > 0
     ),
+    seeds AS (
+        -- candidates come from the query's rarer terms; the postings of a very common
+        -- term are read only for them (all terms seed when every one is common)
+        SELECT * FROM w
+        WHERE NOT w.common OR NOT EXISTS (SELECT 1 FROM w AS r WHERE NOT r.common)
+    ),
+    candidates AS (
+        SELECT DISTINCT p.chunk_id
+        FROM seeds JOIN ai.keyword_postings p ON p.term = seeds.term
+        WHERE true {restrict}
+    ),
     scored AS (
         SELECT p.chunk_id,
                sum(w.idf * p.tf * (:k1 + 1)
                    / (p.tf + :k1 * (1 - :b + :b * p.length / stats.avglen))) AS score,
                count(*) AS matched
-        FROM w JOIN ai.keyword_postings p ON p.term = w.term CROSS JOIN stats
-        WHERE true {restrict}
+        FROM candidates cand
+        JOIN w ON true
+        JOIN ai.keyword_postings p ON p.term = w.term AND p.chunk_id = cand.chunk_id
+        CROSS JOIN stats
         GROUP BY p.chunk_id
         ORDER BY score DESC, p.chunk_id
         LIMIT :candidates
@@ -204,4 +226,6 @@ def bm25_params(text_query: str) -> dict[str, Any]:
         "to": UNACCENT_TO,
         "k1": BM25_K1,
         "b": BM25_B,
+        "common_share": COMMON_SHARE,
+        "common_min_df": COMMON_MIN_DF,
     }
