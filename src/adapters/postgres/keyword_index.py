@@ -187,27 +187,37 @@ def bm25_sql(where: str, narrowed: bool) -> str:
         WHERE f.df > 0
     ),
     seeds AS (
-        -- candidates come from the query's rarer terms; the postings of a very common
-        -- term are read only for them (all terms seed when every one is common)
-        SELECT * FROM w
-        WHERE NOT w.common OR NOT EXISTS (SELECT 1 FROM w AS r WHERE NOT r.common)
+        -- candidates come from the query's rarer terms (from all of them when every
+        -- term is common): one aggregate over their postings
+        SELECT w.*, NOT w.common OR NOT EXISTS (SELECT 1 FROM w AS r WHERE NOT r.common)
+                    AS seed
+        FROM w
     ),
-    candidates AS (
-        SELECT DISTINCT p.chunk_id
-        FROM seeds JOIN ai.keyword_postings p ON p.term = seeds.term
-        WHERE true {restrict}
-    ),
-    scored AS (
+    seeded AS (
         SELECT p.chunk_id,
-               sum(w.idf * p.tf * (:k1 + 1)
+               sum(s.idf * p.tf * (:k1 + 1)
                    / (p.tf + :k1 * (1 - :b + :b * p.length / stats.avglen))) AS score,
                count(*) AS matched
-        FROM candidates cand
-        JOIN w ON true
-        JOIN ai.keyword_postings p ON p.term = w.term AND p.chunk_id = cand.chunk_id
-        CROSS JOIN stats
+        FROM seeds s JOIN ai.keyword_postings p ON p.term = s.term CROSS JOIN stats
+        WHERE s.seed {restrict}
         GROUP BY p.chunk_id
-        ORDER BY score DESC, p.chunk_id
+    ),
+    topped AS (
+        -- a very common term's postings are read only for those candidates, by index
+        SELECT c.chunk_id,
+               sum(s.idf * p.tf * (:k1 + 1)
+                   / (p.tf + :k1 * (1 - :b + :b * p.length / stats.avglen))) AS score,
+               count(*) AS matched
+        FROM seeded c JOIN seeds s ON NOT s.seed
+        JOIN ai.keyword_postings p ON p.term = s.term AND p.chunk_id = c.chunk_id
+        CROSS JOIN stats
+        GROUP BY c.chunk_id
+    ),
+    scored AS (
+        SELECT c.chunk_id, c.score + coalesce(t.score, 0) AS score,
+               c.matched + coalesce(t.matched, 0) AS matched
+        FROM seeded c LEFT JOIN topped t ON t.chunk_id = c.chunk_id
+        ORDER BY score DESC, c.chunk_id
         LIMIT :candidates
     )
     SELECT {{columns}}, s.score AS rank, s.matched, (SELECT count(*) FROM q) AS terms
