@@ -345,12 +345,16 @@ def run(
         results.update(baselines(files, questions, use_cache))
     info = results.pop("_info", {})
     rows = [
-        [name, *(f"{r[k]:.3f}" for k in ("recall@1", "recall@5", "recall@10", "mrr@10"))]
+        [
+            name,
+            *(f"{r[k]:.3f}" for k in ("recall@1", "recall@5", "recall@10", "mrr@10")),
+            f"{r['p50_ms']:.1f}" if "p50_ms" in r else "",
+        ]
         for name, r in results.items()
     ]
     table(
         f"Retrieval on {len(files)} laws, {len(questions)} questions {label}".strip(),
-        ["", "recall@1", "recall@5", "recall@10", "MRR@10"],
+        ["", "recall@1", "recall@5", "recall@10", "MRR@10", "search p50 ms"],
         rows,
     )
     payload = {

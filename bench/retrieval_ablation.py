@@ -37,7 +37,7 @@ from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from application.use_cases.search import SearchChunks, SearchChunksHandler
 from bench.common import ROOT, console, save, services, table
 from bench.retrieval import CACHE, CORPUS, QUESTIONS, first_hit, load_questions, metrics
-from domain.legal import structure
+from domain.legal_structure import structure
 from domain.model import Document, DocumentType
 from domain.search import SearchFilter, SearchMode
 
