@@ -79,6 +79,18 @@ async def assert_statistics_exact(engine: AsyncEngine) -> None:
         assert postings == lexemes > 0 or postings == lexemes == 0
 
 
+async def document_frequency(engine: AsyncEngine, term: str) -> int:
+    async with engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    text("SELECT coalesce(sum(df), 0) FROM ai.keyword_terms WHERE term = :t"),
+                    {"t": term},
+                )
+            ).scalar_one()
+        )
+
+
 async def test_statistics_follow_replace_and_delete(
     uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
 ) -> None:
@@ -87,6 +99,7 @@ async def test_statistics_follow_replace_and_delete(
     await store(uow_factory, b, ["Licença para capacitação do servidor."])
     await store(uow_factory, c, ["Auxílio-transporte do servidor."])
     await assert_statistics_exact(clean_db)
+    assert await document_frequency(clean_db, "fer") == 2  # "férias", folded and stemmed
     async with uow_factory() as uow:  # a new chunk set for a
         await uow.chunks.replace(a.id, chunks(a, ["Abono de permanência."]))
         await uow.commit()
@@ -95,13 +108,7 @@ async def test_statistics_follow_replace_and_delete(
         assert await uow.documents.delete(b.id)
         await uow.commit()
     await assert_statistics_exact(clean_db)
-    async with clean_db.connect() as conn:
-        df = (
-            await conn.execute(
-                text("SELECT coalesce(sum(df), 0) FROM ai.keyword_terms WHERE term = 'feri'")
-            )
-        ).scalar_one()
-    assert df == 0  # only a's old chunks held "férias"
+    assert await document_frequency(clean_db, "fer") == 0  # only a's old chunks held it
 
 
 async def test_a_fleet_storing_at_once_neither_deadlocks_nor_miscounts(

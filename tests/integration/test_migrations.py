@@ -68,3 +68,45 @@ async def test_the_status_domain_accepts_the_statuses_and_refuses_anything_else(
         assert await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
     finally:
         await conn.close()
+
+
+async def test_0003_backfills_bm25_for_chunks_stored_before_it_and_steps_down_with_data(
+    empty_database: str,
+) -> None:
+    assert alembic(empty_database, "upgrade", "0002").returncode == 0
+    conn = await asyncpg.connect(empty_database)
+    try:
+        doc = await conn.fetchval(
+            "INSERT INTO ai.documents (id, collection, filename, content_type, size_bytes, "
+            "sha256) VALUES (gen_random_uuid(), 'rh', 'lei.txt', 'text/plain', 1, 'x') "
+            "RETURNING id"
+        )
+        for position, body in enumerate(
+            ["O servidor fará jus a trinta dias de férias.", "Férias do servidor."]
+        ):
+            await conn.execute(
+                "INSERT INTO ai.chunks (document_id, position, text, token_count, model_name, "
+                "embedding_dim, embedding) VALUES ($1, $2, $3, 5, 'm', 384, $4::vector)",
+                doc,
+                position,
+                body,
+                "[" + ",".join(["0.1"] * 384) + "]",
+            )
+        assert alembic(empty_database, "upgrade", "head").returncode == 0
+        stats = await conn.fetchrow(
+            "SELECT sum(chunks) AS n, sum(tokens) AS t FROM ai.keyword_stats"
+        )
+        lengths = await conn.fetchval("SELECT sum(keyword_length) FROM ai.chunks")
+        assert stats["n"] == 2 and stats["t"] == lengths > 0
+        assert (
+            await conn.fetchval("SELECT sum(df) FROM ai.keyword_terms WHERE term = 'fer'") == 2
+        )  # "férias" in both chunks: folded and stemmed, the lexeme 'fer'
+        postings = await conn.fetchval("SELECT count(*) FROM ai.keyword_postings")
+        lexemes = await conn.fetchval("SELECT count(*) FROM ai.chunks c, unnest(c.search_vector)")
+        assert postings == lexemes > 0
+        down = alembic(empty_database, "downgrade", "0002")
+        assert down.returncode == 0, down.stderr
+        assert await conn.fetchval("SELECT count(*) FROM ai.chunks") == 2
+        assert await conn.fetchval("SELECT to_regclass('ai.keyword_postings')") is None
+    finally:
+        await conn.close()
