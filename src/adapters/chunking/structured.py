@@ -153,7 +153,8 @@ class StructuredChunker:
 
     def _norm_context(self, document: ExtractedDocument) -> tuple[str, int] | None:
         """The norm's ementa, which every chunk of a norm is read with: what the law is
-        about gives each passage its subject (measured: docs/decisions/0009). Cut to a
+        about gives each passage its subject (bench/retrieval_ablation.py: hybrid
+        recall@5 0.778 with it, 0.667 without). Cut to a
         fifth of the budget, whole words; it comes on top of the passage's budget (the
         model reads 512 tokens)."""
         norm = document.norm
