@@ -57,6 +57,8 @@ _NORM_TYPES = (
     ("DELIBERACAO", "Deliberação"),
     ("NOTA TECNICA", "Nota Técnica"),
     ("ORIENTACAO NORMATIVA", "Orientação Normativa"),
+    ("INSTRUCAO", "Instrução"),
+    ("CIRCULAR", "Circular"),
     ("LEI", "Lei"),
     ("DECRETO", "Decreto"),
 )

@@ -110,6 +110,8 @@ def test_search_finds_the_right_document_first(
         assert result.returncode == 0, result.stderr
         answer = json.loads(result.stdout)
         assert answer["results"][0]["filename"] == item["documento"]
+        # every sample act is a norm with articles: its hits say what to cite
+        assert answer["results"][0]["citation"].split(",")[0] in answer["results"][0]["heading"]
     table = cli(data_dir, "search", QUESTIONS[0]["pergunta"])
     assert table.returncode == 0 and "portaria-ferias.pdf" in table.stdout
 

@@ -54,6 +54,13 @@ class TestNormIdentity:
                 date(2020, 7, 30),
             ),
             (
+                "INSTRUÇÃO COGEP Nº 15, DE 30 DE JUNHO DE 2026",
+                "Instrução",
+                "15",
+                2026,
+                date(2026, 6, 30),
+            ),
+            (
                 "MEDIDA PROVISÓRIA Nº 2.220, DE 4 DE SETEMBRO DE 2001",
                 "Medida Provisória",
                 "2.220",

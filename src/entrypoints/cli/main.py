@@ -381,13 +381,18 @@ def search(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 5,
     collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the raw answer")] = False,
+    expand: Annotated[
+        bool, typer.Option("--expand", help="with --json: each hit's whole article")
+    ] = False,
     api_url: ApiUrl = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
-    """Search the indexed documents."""
+    """Search the indexed documents; each hit shows what to cite."""
     body: dict[str, Any] = {"query": query, "mode": mode, "top_k": top_k}
     if collection:
         body["collection"] = collection
+    if expand:
+        body["expand"] = "article"
     answer = _call(api_client(api_url, api_key).search(body))
     if as_json:
         out.print_json(data=answer)
@@ -396,10 +401,11 @@ def search(
     for i, hit in enumerate(answer["results"], start=1):
         pages = f" p.{hit['page_start']}" if hit.get("page_start") else ""
         snippet = " ".join(hit["text"].split())
+        citation = f"\n{hit['citation']}" if hit.get("citation") else ""
         table.add_row(
             str(i),
             f"{hit['score']:.3f}",
-            hit["filename"] + pages,
+            hit["filename"] + pages + citation,
             hit.get("heading") or "",
             snippet[:220] + ("…" if len(snippet) > 220 else ""),
         )
