@@ -62,6 +62,7 @@ _NORM_TYPES = (
     ("LEI", "Lei"),
     ("DECRETO", "Decreto"),
 )
+_KIND_NAMES = dict(_NORM_TYPES)  # "DECRETO-LEI" -> "Decreto-Lei", ...
 _TYPE_ALTERNATION = "|".join(re.escape(k).replace(r"\ ", r"\s+") for k, _ in _NORM_TYPES)
 # "LEI Nº 8.112, DE 11 DE DEZEMBRO DE 1990", "DECRETO No 9.310 DE 15 DE MARÇO DE 2018",
 # "PORTARIA NORMATIVA AGU Nº 46, DE 2022", "LEI COMPLEMENTAR Nº 73, DE 10 DE FEVEREIRO DE 1993"
@@ -291,10 +292,7 @@ def amended_by(notes: Iterable[str]) -> list[str]:
         if not re.match(r"\(\s*(?:Reda|Inclu|Acresc|Renumer|Restabelec|Alterad)", note, re.I):
             continue
         for m in _AMENDED_BY.finditer(note):
-            kind = " ".join(m.group("kind").split()).title().replace("Provis", "Provis")
-            kind = kind.replace("Decreto-Lei", "Decreto-Lei").replace(
-                "Medida Provisoria", "Medida Provisória"
-            )
+            kind = _KIND_NAMES.get(fold(" ".join(m.group("kind").split())).upper(), "Lei")
             year = m.group("year")
             if year and len(year) == 2:
                 year = ("19" if int(year) > 30 else "20") + year

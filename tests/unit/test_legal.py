@@ -143,6 +143,17 @@ class TestNotes:
         assert text == "§ 1º Para o primeiro período serão exigidos doze meses."
         assert len(notes) == 3
         assert amended_by(notes) == ["Lei nº 9.525/1997"]
+        assert amended_by(
+            [
+                "(Redação dada pelo Decreto-lei nº 2.398, de 1987)",
+                "(Incluído pela Medida Provisória nº 2.177-44, de 2001)",
+                "(Redação dada pela Lei Complementar nº 152, de 2015)",
+            ]
+        ) == [
+            "Decreto-Lei nº 2.398/1987",
+            "Medida Provisória nº 2.177-44/2001",
+            "Lei Complementar nº 152/2015",
+        ]
 
     def test_parentheses_of_the_law_itself_stay(self) -> None:
         text, notes = split_notes("III - o prazo de 12 (doze) meses (contados da posse);")
