@@ -60,6 +60,7 @@ async def grow(sessions: Any, texts: list[str], start: int, target: int, rng: An
             hashlib.sha256(str(n).encode()).hexdigest(),
             {},
             datetime.now(UTC),
+            is_current=True,
         )
         vectors = rng.normal(size=(k, 384)).astype(np.float32)
         chunks = [

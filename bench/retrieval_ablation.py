@@ -96,6 +96,7 @@ async def one(
                 hashlib.sha256(path.name.encode()).hexdigest(),
                 {},
                 datetime.now(UTC),
+                is_current=True,
             )
             async with SqlAlchemyUnitOfWork(sessions) as uow:
                 await uow.documents.add(row, b"x")

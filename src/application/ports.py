@@ -38,6 +38,9 @@ class Clock(Protocol):
 class DocumentFilter:
     collection: str | None = None
     status: IngestionStatus | None = None
+    source_key: str | None = None
+    include_superseded: bool = False  # listings show current and pending versions
+    ids: Sequence[uuid.UUID] = ()
     limit: int = 50
     # keyset cursor: (created_at, id) of the last row of the previous page
     after: tuple[datetime, uuid.UUID] | None = None
@@ -53,14 +56,40 @@ class DocumentView:
 
 class DocumentRepository(Protocol):
     async def add(self, document: Document, content: bytes) -> bool:
-        """Store the document and its raw bytes. False when (collection, sha256) exists."""
+        """Store the document and its raw bytes. False when its (collection, source_key,
+        version) is taken (a concurrent upload under the key won)."""
         ...
 
     async def get(self, document_id: uuid.UUID) -> Document | None: ...
 
-    async def get_many(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Document]: ...
+    async def lock(self, document_id: uuid.UUID) -> Document | None:
+        """Load the document holding its row lock until the unit of work ends. The lock
+        order of every transaction: key, documents, jobs, chunks, statistics."""
+        ...
 
-    async def get_by_hash(self, collection: str, sha256: str) -> Document | None: ...
+    async def lock_keys(self, collection: str, keys: Sequence[str]) -> None:
+        """Serialise work on these source keys (version numbers, the current version)
+        until the unit of work ends. Taken before any row lock."""
+        ...
+
+    async def versions(self, collection: str, source_key: str) -> list[Document]:
+        """Every version under the key, newest first."""
+        ...
+
+    async def latest_version(self, collection: str, source_key: str) -> Document | None: ...
+
+    async def unkeyed_by_hash(self, collection: str, sha256: str) -> Document | None:
+        """The newest version that is not superseded, uploaded without a key (its key
+        is the content's or the norm's), with these bytes."""
+        ...
+
+    async def save_versions(self, docs: Sequence[Document]) -> None:
+        """Persist key, origin, version number, currency and indexed_at."""
+        ...
+
+    async def set_metadata(self, document_id: uuid.UUID, metadata: Mapping[str, Any]) -> None: ...
+
+    async def get_many(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Document]: ...
 
     async def content(self, document_id: uuid.UUID) -> bytes | None: ...
 
@@ -94,6 +123,11 @@ class JobRepository(Protocol):
         ...
 
     async def lock_for_document(self, document_id: uuid.UUID) -> IngestionJob | None: ...
+
+    async def held(self, claims: Sequence[ClaimedJob]) -> set[uuid.UUID]:
+        """The jobs of these claims whose lease the claimant still holds (a cancel, a
+        deletion or an expired lease takes it away)."""
+        ...
 
     async def save(self, job: IngestionJob) -> None: ...
 
@@ -134,6 +168,12 @@ class ChunkRepository(Protocol):
         ...
 
     async def count(self, document_id: uuid.UUID) -> int: ...
+
+    async def of_document(
+        self, document_id: uuid.UUID, after_position: int, limit: int
+    ) -> list[SearchHit]:
+        """The document's chunks in order, as hits (with what to cite), for previews."""
+        ...
 
     async def models(self) -> Mapping[tuple[str, int], int]:
         """Chunk counts per (model name, dimension): a mixed index is visible here."""

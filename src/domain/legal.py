@@ -68,7 +68,9 @@ _TYPE_ALTERNATION = "|".join(re.escape(k).replace(r"\ ", r"\s+") for k, _ in _NO
 # "PORTARIA NORMATIVA AGU Nº 46, DE 2022", "LEI COMPLEMENTAR Nº 73, DE 10 DE FEVEREIRO DE 1993"
 _NORM_TITLE = re.compile(
     rf"^\s*(?P<type>{_TYPE_ALTERNATION})\b(?P<issuer>[\s\w/.-]{{0,40}}?)\s*"
-    r"(?:N\s*[.ºo°]*\s*|N[UÚ]MERO\s+)?(?P<number>\d[\d.]*(?:-[\dA-Z]+)?)\s*,?\s*"
+    r"(?:N\s*[.ºo°]*\s*|N[UÚ]MERO\s+)?(?P<number>\d[\d.]*(?:-[\dA-Z]+)?)"
+    # "Nº 7, DE 3 DE MARÇO DE 2026", "Nº 7 DE 2026" or "Nº 7/2026"
+    r"(?:\s*/\s*(?=\d{4}\b)|\s*,?\s*)"
     r"(?:DE\s+(?P<day>\d{1,2})\s*[ºo°]?\s+DE\s+(?P<month>[A-Z]+)\s+DE\s+)?"
     r"(?:DE\s+)?(?P<year>\d{4})\b",
     re.IGNORECASE,
@@ -77,6 +79,12 @@ _ENACTING = re.compile(
     r"^(?:O|A)\s+(?:PRESIDENT[EA]|VICE-PRESIDENTE|CONGRESSO|MINISTR[OA]|ADVOGAD[OA]|"
     r"SECRET[AÁ]RI[OA]|DIRETOR|PROCURADOR)|^Fa[çc]o saber|^DECRETA|^RESOLVE|^CONSIDERANDO",
     re.IGNORECASE,
+)
+
+
+# the metadata keys a norm's identity fills in (NormIdentity.as_metadata)
+NORM_METADATA_KEYS = frozenset(
+    ["norm", "norm_type", "norm_number", "norm_year", "norm_date", "norm_ementa"]
 )
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import InvalidInput, InvalidTransition
+from domain.versions import KeyOrigin, content_key
 
 if TYPE_CHECKING:
     from domain.legal import NormIdentity
@@ -46,8 +47,8 @@ class IngestionStatus(enum.StrEnum):
 
 
 ALLOWED_TRANSITIONS: Mapping[IngestionStatus, frozenset[IngestionStatus]] = {
-    # claimed by a worker
-    IngestionStatus.PENDING: frozenset({IngestionStatus.PROCESSING}),
+    # claimed by a worker, or cancelled before it was
+    IngestionStatus.PENDING: frozenset({IngestionStatus.PROCESSING, IngestionStatus.FAILED}),
     # finished, failed for good, or handed back (retry with backoff, lease expired)
     IngestionStatus.PROCESSING: frozenset(
         {IngestionStatus.COMPLETED, IngestionStatus.FAILED, IngestionStatus.PENDING}
@@ -57,6 +58,9 @@ ALLOWED_TRANSITIONS: Mapping[IngestionStatus, frozenset[IngestionStatus]] = {
     # manual retry after the cause was fixed
     IngestionStatus.FAILED: frozenset({IngestionStatus.PENDING}),
 }
+
+
+CANCELLED_PREFIX = "cancelled"
 
 
 class Stage(enum.StrEnum):
@@ -93,6 +97,19 @@ class Document:
     created_at: datetime
     chunk_count: int = 0
     extraction: dict[str, Any] = field(default_factory=dict)  # the extraction report
+    # identity and versions (domain.versions): the key in the collection, the version's
+    # number under it, whether it answers searches, and since when its chunk set exists
+    source_key: str = ""
+    key_origin: KeyOrigin = KeyOrigin.CONTENT
+    version: int = 1
+    is_current: bool = False
+    superseded_by: uuid.UUID | None = None
+    superseded_at: datetime | None = None
+    indexed_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.source_key:  # an upload without a key: its content is its identity
+            self.source_key = content_key(self.sha256)
 
 
 @dataclass(frozen=True)
@@ -218,6 +235,24 @@ class IngestionJob:
         self.next_attempt_at = None
         self.finished_at = now
         return FailureOutcome(False, None, self.last_error)
+
+    def cancel(self, now: datetime, who: str = "on request") -> None:
+        """Stop the job for good: FAILED with the reason, its lease released, so the
+        worker holding it finds it gone at its next check and writes nothing."""
+        if self.status not in (IngestionStatus.PENDING, IngestionStatus.PROCESSING):
+            raise InvalidTransition(self.status, IngestionStatus.FAILED)
+        stage = self.stage
+        self._move(IngestionStatus.FAILED, now)
+        self.last_error = f"{CANCELLED_PREFIX} at {stage} {who}"
+        self._release()
+        self.next_attempt_at = None
+        self.finished_at = now
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status is IngestionStatus.FAILED and (self.last_error or "").startswith(
+            CANCELLED_PREFIX
+        )
 
     def expire_lease(self, now: datetime) -> None:
         """The worker holding the job vanished: hand it back, or fail it if out of attempts."""

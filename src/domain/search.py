@@ -83,10 +83,14 @@ class SearchFilter:
     collection: str | None = None
     document_ids: Sequence[uuid.UUID] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)  # JSON containment
+    include_superseded: bool = False  # by default only current versions answer
 
     @property
     def narrows(self) -> bool:
-        return bool(self.collection or self.document_ids or self.metadata)
+        """Whether the filter can leave out chunks an unfiltered index scan returns."""
+        return bool(
+            self.collection or self.document_ids or self.metadata or not self.include_superseded
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,9 @@ class SearchHit:
     legal: LegalRef = field(default_factory=LegalRef)
     norm: str | None = None  # "Lei nº 8.112/1990", from the document's metadata
     expanded: str | None = None  # the whole article, when the search asked to expand
+    source_key: str | None = None  # the document's identity in its collection
+    version: int | None = None  # which version of it the chunk belongs to
+    current: bool = True  # False: a superseded version (include_superseded)
 
     @property
     def citation(self) -> str | None:

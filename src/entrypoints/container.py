@@ -28,6 +28,7 @@ from adapters.queue.celery_doorbell import CeleryDoorbell, CoalescingDoorbell
 from adapters.ratelimit import RedisRateLimiter
 from application.ports import Embedder, UnitOfWorkFactory
 from application.use_cases.api_keys import ApiKeys, Authenticator
+from application.use_cases.document_lifecycle import DocumentLifecycle
 from application.use_cases.documents import Documents
 from application.use_cases.enqueue_document import EnqueueDocumentHandler, UploadLimits
 from application.use_cases.jobs import Jobs
@@ -141,7 +142,10 @@ class Container(containers.DeclarativeContainer):
         limits=upload_limits,
         max_attempts=settings.provided.max_attempts,
     )
-    documents = providers.Singleton(Documents, queue=api_doorbell, clock=clock)
+    documents = providers.Singleton(
+        Documents, max_metadata_bytes=settings.provided.max_metadata_bytes
+    )
+    document_lifecycle = providers.Singleton(DocumentLifecycle, queue=api_doorbell, clock=clock)
     jobs = providers.Singleton(Jobs, queue=api_doorbell, clock=clock)
     get_stats = providers.Singleton(GetStats, clock=clock)
     api_keys = providers.Singleton(ApiKeys, uow_factory=uow_factory, clock=clock)

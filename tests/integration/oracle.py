@@ -2,7 +2,8 @@
 
 Every accepted document ends COMPLETED, with exactly one chunk set (chunk_count rows
 at positions 0..n-1, each with a vector of the model), or FAILED with a reason and no
-chunks.
+chunks, unless an earlier attempt stored a chunk set (``indexed_at``): a failed or
+cancelled reprocess leaves that set answering (docs/decisions/0011-versions.md).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ async def assert_one_chunk_set_each(engine: AsyncEngine) -> int:
             await conn.execute(
                 text(
                     """
-                    SELECT d.id, d.chunk_count, q.status,
+                    SELECT d.id, d.chunk_count, q.status, d.indexed_at,
                            count(c.id) AS n,
                            coalesce(min(c.position), 0) AS lo,
                            coalesce(max(c.position), -1) AS hi,
@@ -81,7 +82,7 @@ async def assert_one_chunk_set_each(engine: AsyncEngine) -> int:
                     FROM ai.documents d
                     JOIN ai.ingestion_queue q ON q.document_id = d.id
                     LEFT JOIN ai.chunks c ON c.document_id = d.id
-                    GROUP BY d.id, d.chunk_count, q.status
+                    GROUP BY d.id, d.chunk_count, q.status, d.indexed_at
                     """
                 ),
                 {"model": MODEL},
@@ -89,10 +90,11 @@ async def assert_one_chunk_set_each(engine: AsyncEngine) -> int:
         ).all()
     total = 0
     for r in rows:
-        if r.status == "COMPLETED":
+        if r.status == "COMPLETED" or r.indexed_at is not None:
             assert r.n > 0 and r.n == r.chunk_count == r.distinct_positions, r
             assert (r.lo, r.hi) == (0, r.n - 1), r
             assert r.model_ok, r
+            assert r.indexed_at is not None, r  # the store recorded when
             total += r.n
         else:
             assert r.n == 0, r  # a failed document leaves no chunks behind

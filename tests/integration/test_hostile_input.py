@@ -98,6 +98,7 @@ async def test_search_text_and_metadata_filters_are_only_data(
 ) -> None:
     now = datetime.now(UTC)
     doc = Document(uuid.uuid4(), "rh", "a.txt", DocumentType.TEXT, 1, "0" * 64, {"orgao": "X"}, now)
+    doc.is_current = True  # its chunk set is stored directly below: it answers
     async with uow_factory() as uow:
         await uow.documents.add(doc, b"x")
         vector = [1.0] + [0.0] * 383

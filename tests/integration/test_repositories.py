@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.orm import UNACCENT_FROM, UNACCENT_TO
@@ -88,16 +89,41 @@ class TestUnitOfWork:
 
 
 class TestDocuments:
-    async def test_the_same_hash_in_the_same_collection_is_not_added_twice(
+    async def test_a_key_and_version_are_taken_once_and_unkeyed_content_is_found(
         self, uow_factory: UnitOfWorkFactory
     ) -> None:
         first = make_document(1)
-        twin = make_document(1)
+        twin = make_document(1)  # same content: same key (its hash), same version
         async with uow_factory() as uow:
             assert await uow.documents.add(first, b"a")
             assert not await uow.documents.add(twin, b"a")
-            assert (await uow.documents.get_by_hash("rh", first.sha256)) == first
+            assert (await uow.documents.unkeyed_by_hash("rh", first.sha256)) == first
+            assert (await uow.documents.unkeyed_by_hash("outra", first.sha256)) is None
+            assert (await uow.documents.latest_version("rh", first.source_key)) == first
             await uow.commit()
+
+    async def test_the_database_holds_one_current_version_per_key(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        v1, v2 = make_document(1), make_document(2, at=T0 + timedelta(seconds=1))
+        v2.source_key = v1.source_key
+        v2.version = 2
+        async with uow_factory() as uow:
+            assert await uow.documents.add(v1, b"a")
+            assert await uow.documents.add(v2, b"b")
+            v1.is_current = v2.is_current = True
+            with pytest.raises(IntegrityError):
+                await uow.documents.save_versions([v1, v2])
+        v1.is_current = v2.is_current = False
+        async with uow_factory() as uow:  # demotion and promotion in one call are fine
+            assert await uow.documents.add(v1, b"a")
+            assert await uow.documents.add(v2, b"b")
+            v1.is_current, v2.is_current = True, False
+            await uow.documents.save_versions([v1])
+            v1.is_current, v2.is_current = False, True
+            await uow.documents.save_versions([v2, v1])
+            versions = await uow.documents.versions("rh", v1.source_key)
+            assert [(d.id, d.is_current) for d in versions] == [(v2.id, True), (v1.id, False)]
 
     async def test_delete_removes_bytes_job_and_chunks_in_one_transaction(
         self, uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine

@@ -57,6 +57,7 @@ def document(filename: str, collection: str = "rh", **metadata: object) -> Docum
         sha256=uuid.uuid4().hex + uuid.uuid4().hex,
         metadata=dict(metadata),
         created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        is_current=True,  # its chunk set is stored directly: it answers searches
     )
 
 

@@ -29,6 +29,7 @@ from domain.model import (
     Stage,
 )
 from domain.search import SearchFilter, SearchHit
+from domain.versions import KeyOrigin
 
 
 class FakeClock:
@@ -51,6 +52,7 @@ class Store:
     jobs: dict[uuid.UUID, IngestionJob] = field(default_factory=dict)
     chunks: dict[uuid.UUID, list[Chunk]] = field(default_factory=dict)
     extraction: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    locked_keys: list[tuple[str, str]] = field(default_factory=list)
     commits: int = 0
 
 
@@ -60,7 +62,8 @@ class FakeDocuments:
 
     async def add(self, document: Document, content: bytes) -> bool:
         if any(
-            d.collection == document.collection and d.sha256 == document.sha256
+            (d.collection, d.source_key, d.version)
+            == (document.collection, document.source_key, document.version)
             for d in self.s.documents.values()
         ):
             return False
@@ -71,14 +74,51 @@ class FakeDocuments:
     async def get(self, document_id: uuid.UUID) -> Document | None:
         return self.s.documents.get(document_id)
 
+    async def lock(self, document_id: uuid.UUID) -> Document | None:
+        return self.s.documents.get(document_id)
+
+    async def lock_keys(self, collection: str, keys: Sequence[str]) -> None:
+        self.s.locked_keys.extend((collection, k) for k in sorted(set(keys)))
+
+    async def versions(self, collection: str, source_key: str) -> list[Document]:
+        found = [
+            d
+            for d in self.s.documents.values()
+            if d.collection == collection and d.source_key == source_key
+        ]
+        return sorted(found, key=lambda d: (d.created_at, str(d.id)), reverse=True)
+
+    async def latest_version(self, collection: str, source_key: str) -> Document | None:
+        found = await self.versions(collection, source_key)
+        return max(found, key=lambda d: d.version, default=None)
+
+    async def unkeyed_by_hash(self, collection: str, sha256: str) -> Document | None:
+        found = [
+            d
+            for d in self.s.documents.values()
+            if d.collection == collection
+            and d.sha256 == sha256
+            and d.key_origin is not KeyOrigin.CLIENT
+            and d.superseded_at is None
+        ]
+        return max(found, key=lambda d: (d.created_at, str(d.id)), default=None)
+
+    async def save_versions(self, docs: Sequence[Document]) -> None:
+        for doc in docs:
+            self.s.documents[doc.id] = doc
+        current: dict[tuple[str, str], int] = {}
+        for d in self.s.documents.values():
+            if d.is_current:
+                key = (d.collection, d.source_key)
+                current[key] = current.get(key, 0) + 1
+        # the database's unique index: one current version per key
+        assert all(n == 1 for n in current.values()), current
+
+    async def set_metadata(self, document_id: uuid.UUID, metadata: Mapping[str, Any]) -> None:
+        self.s.documents[document_id].metadata = dict(metadata)
+
     async def get_many(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Document]:
         return {i: self.s.documents[i] for i in document_ids if i in self.s.documents}
-
-    async def get_by_hash(self, collection: str, sha256: str) -> Document | None:
-        for d in self.s.documents.values():
-            if d.collection == collection and d.sha256 == sha256:
-                return d
-        return None
 
     async def content(self, document_id: uuid.UUID) -> bytes | None:
         return self.s.contents.get(document_id)
@@ -116,6 +156,12 @@ class FakeDocuments:
                 continue
             if flt.status and (job is None or job.status != flt.status):
                 continue
+            if flt.source_key is not None and d.source_key != flt.source_key:
+                continue
+            if not flt.include_superseded and d.superseded_at is not None:
+                continue
+            if flt.ids and d.id not in flt.ids:
+                continue
             if flt.after and (d.created_at, d.id) >= flt.after:
                 continue
             views.append(DocumentView(d, job))
@@ -137,6 +183,9 @@ class FakeJobs:
 
     async def lock(self, job_id: uuid.UUID) -> IngestionJob | None:
         return self.s.jobs.get(job_id)
+
+    async def lock_for_document(self, document_id: uuid.UUID) -> IngestionJob | None:
+        return await self.get_for_document(document_id)
 
     async def save(self, job: IngestionJob) -> None:
         self.s.jobs[job.id] = job
@@ -165,6 +214,13 @@ class FakeJobs:
                 job.locked_until = now + timedelta(seconds=lease_seconds)
                 n += 1
         return n
+
+    async def held(self, claims: Sequence[ClaimedJob]) -> set[uuid.UUID]:
+        return {
+            c.job_id
+            for c in claims
+            if (job := self.s.jobs.get(c.job_id)) is not None and job.holds_lease(c.lease_token)
+        }
 
     async def set_stage(self, claims: Sequence[ClaimedJob], stage: Stage, now: datetime) -> None:
         for c in claims:
@@ -225,6 +281,8 @@ class FakeChunks:
                 continue
             if any(doc.metadata.get(k) != v for k, v in flt.metadata.items()):
                 continue
+            if not flt.include_superseded and not doc.is_current:
+                continue
             for c in chunks:
                 if c.model_name == model_name:
                     out.append((hash((doc_id, c.position)) & 0x7FFFFFFF, c, doc))
@@ -246,7 +304,17 @@ class FakeChunks:
             context=c.context,
             legal=c.legal,
             norm=doc.metadata.get("norm"),
+            source_key=doc.source_key,
+            version=doc.version,
+            current=doc.is_current,
         )
+
+    async def of_document(
+        self, document_id: uuid.UUID, after_position: int, limit: int
+    ) -> list[SearchHit]:
+        doc = self.s.documents[document_id]
+        chunks = [c for c in self.s.chunks.get(document_id, []) if c.position > after_position]
+        return [self._hit(c.position, c, doc, 0.0) for c in chunks[:limit]]
 
     async def article_texts(
         self, keys: Sequence[tuple[uuid.UUID, str]], max_chars: int

@@ -67,6 +67,8 @@ class TestNormIdentity:
                 2001,
                 date(2001, 9, 4),
             ),
+            ("NOTA TÉCNICA Nº 7/2026 - COGEP", "Nota Técnica", "7", 2026, None),
+            ("PORTARIA SGP/ME Nº 443 / 2018", "Portaria", "443", 2018, None),
         ],
     )
     def test_title_lines_give_type_number_and_date(
@@ -84,6 +86,7 @@ class TestNormIdentity:
             "O servidor fará jus a trinta dias de férias.",
             "Art. 5º Esta Lei entra em vigor na data de sua publicação.",
             "nos termos da Lei nº 8.112, de 1990, o servidor",
+            "nos termos da Portaria nº 7/2026, o servidor",
         ],
     )
     def test_body_text_is_not_a_title(self, line: str) -> None:

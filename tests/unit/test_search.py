@@ -48,6 +48,9 @@ def store_with(*docs: tuple[str, str, list[str]]) -> Store:
             uuid.uuid4().hex,
             {},
             datetime(2026, 1, 1, tzinfo=UTC),
+            source_key=filename,
+            is_current=True,  # indexed: its chunk set answers
+            indexed_at=datetime(2026, 1, 1, tzinfo=UTC),
         )
         store.documents[doc.id] = doc
         store.chunks[doc.id] = [

@@ -27,13 +27,15 @@ from domain.search import SearchFilter, SearchHit
 _HIT_COLUMNS = """
     c.id AS chunk_id, c.document_id, d.filename, d.collection, c.position, c.heading,
     c.text, c.page_start, c.page_end, c.context, c.article, c.legal,
-    d.metadata ->> 'norm' AS norm
+    d.metadata ->> 'norm' AS norm, d.source_key, d.version, d.is_current
 """
 _EF_SEARCH_STEPS = (100, 400, 1000)
 
 
 def _filter_sql(flt: SearchFilter, params: dict[str, Any]) -> str:
     clauses = ["c.model_name = :model"]
+    if not flt.include_superseded:
+        clauses.append("d.is_current")
     if flt.collection:
         clauses.append("d.collection = :collection")
         params["collection"] = flt.collection
@@ -66,6 +68,9 @@ def _hit(
         context=row.context,
         legal=legal_ref(row.article, row.legal),
         norm=row.norm,
+        source_key=row.source_key,
+        version=row.version,
+        current=row.is_current,
         vector_rank=vector_rank,
         keyword_rank=keyword_rank,
     )
@@ -152,7 +157,13 @@ class SqlAlchemyChunkRepository:
         where = _filter_sql(flt, params)
         sql = text(bm25_sql(where, narrowed=False).replace("{columns}", _HIT_COLUMNS))
         rows = list(await self.session.execute(sql, params))
-        if len(rows) < limit and flt.narrows:
+        # the filter left too few: look again among the filtered chunks only, unless
+        # every candidate was already scored (then there is nothing more to find)
+        if (
+            len(rows) < limit
+            and flt.narrows
+            and (not rows or rows[0].scored >= params["candidates"])
+        ):
             sql = text(bm25_sql(where, narrowed=True).replace("{columns}", _HIT_COLUMNS))
             rows = list(await self.session.execute(sql, params))
         return [
@@ -212,6 +223,23 @@ class SqlAlchemyChunkRepository:
         )
         await index.post(document_id)
         await index.apply(document_id, before)
+
+    async def of_document(
+        self, document_id: uuid.UUID, after_position: int, limit: int
+    ) -> list[SearchHit]:
+        sql = text(
+            f"""
+            SELECT {_HIT_COLUMNS}
+            FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id
+            WHERE c.document_id = :document_id AND c.position > :after
+            ORDER BY c.position
+            LIMIT :limit
+            """  # noqa: S608 - fixed columns; values are bound
+        )
+        rows = await self.session.execute(
+            sql, {"document_id": document_id, "after": after_position, "limit": limit}
+        )
+        return [_hit(r, 0.0) for r in rows]
 
     async def count(self, document_id: uuid.UUID) -> int:
         return int(

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,13 +15,26 @@ from adapters.postgres.keyword_index import KeywordIndex
 from adapters.postgres.rows import contents, document_from_row, documents, job_from_row, jobs
 from application.ports import DocumentFilter, DocumentView
 from domain.model import Document
+from domain.versions import KeyOrigin
 
 # The enqueue path's statements, built once: constructing Core statements with
 # .values(...) on every request was a fifth of the API's CPU under load.
 _INSERT_DOCUMENT = (
     pg_insert(documents)
-    .on_conflict_do_nothing(index_elements=["collection", "sha256"])
+    .on_conflict_do_nothing(index_elements=["collection", "source_key", "version"])
     .returning(documents.c.id)
+)
+# one lock per (collection, key), released at commit: version numbers and the current
+# version of a key change only under it (64-bit hash; a collision only serialises)
+_LOCK_KEY = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
+_VERSION_COLUMNS = (
+    "source_key",
+    "key_origin",
+    "version",
+    "is_current",
+    "superseded_by",
+    "superseded_at",
+    "indexed_at",
 )
 _INSERT_CONTENT = insert(contents)
 _INSERT_JOB = insert(jobs)
@@ -41,6 +54,10 @@ class SqlAlchemyDocumentRepository:
             "sha256": document.sha256,
             "metadata": document.metadata,
             "chunk_count": document.chunk_count,
+            "source_key": document.source_key,
+            "key_origin": document.key_origin.value,
+            "version": document.version,
+            "is_current": document.is_current,
             "created_at": document.created_at,
             "updated_at": document.created_at,
         }
@@ -56,6 +73,75 @@ class SqlAlchemyDocumentRepository:
         ).first()
         return document_from_row(row) if row else None
 
+    async def lock(self, document_id: uuid.UUID) -> Document | None:
+        # FOR NO KEY UPDATE: conflicts with other writers and DELETE, not with the key
+        # share locks that inserting chunks takes on their document
+        row = (
+            await self.session.execute(
+                select(documents)
+                .where(documents.c.id == document_id)
+                .with_for_update(key_share=True)  # FOR NO KEY UPDATE
+            )
+        ).first()
+        return document_from_row(row) if row else None
+
+    async def lock_keys(self, collection: str, keys: Sequence[str]) -> None:
+        for key in sorted(set(keys)):
+            await self.session.execute(_LOCK_KEY, {"k": f"{collection}\x1f{key}"})
+
+    async def versions(self, collection: str, source_key: str) -> list[Document]:
+        rows = await self.session.execute(
+            select(documents)
+            .where(documents.c.collection == collection, documents.c.source_key == source_key)
+            .order_by(documents.c.created_at.desc(), documents.c.id.desc())
+        )
+        return [document_from_row(r) for r in rows]
+
+    async def latest_version(self, collection: str, source_key: str) -> Document | None:
+        row = (
+            await self.session.execute(
+                select(documents)
+                .where(documents.c.collection == collection, documents.c.source_key == source_key)
+                .order_by(documents.c.version.desc())
+                .limit(1)
+            )
+        ).first()
+        return document_from_row(row) if row else None
+
+    async def unkeyed_by_hash(self, collection: str, sha256: str) -> Document | None:
+        row = (
+            await self.session.execute(
+                select(documents)
+                .where(
+                    documents.c.collection == collection,
+                    documents.c.sha256 == sha256,
+                    documents.c.key_origin != KeyOrigin.CLIENT.value,
+                    documents.c.superseded_at.is_(None),
+                )
+                .order_by(documents.c.created_at.desc(), documents.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+        return document_from_row(row) if row else None
+
+    async def save_versions(self, docs: Sequence[Document]) -> None:
+        # demotions first: the database allows one current version per key at any time
+        for doc in sorted(docs, key=lambda d: d.is_current):
+            values: dict[str, Any] = {c: getattr(doc, c) for c in _VERSION_COLUMNS}
+            values["key_origin"] = doc.key_origin.value
+            await self.session.execute(
+                update(documents)
+                .where(documents.c.id == doc.id)
+                .values(**values, updated_at=func.now())
+            )
+
+    async def set_metadata(self, document_id: uuid.UUID, metadata: Mapping[str, Any]) -> None:
+        await self.session.execute(
+            update(documents)
+            .where(documents.c.id == document_id)
+            .values(metadata=dict(metadata), updated_at=func.now())
+        )
+
     async def get_many(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Document]:
         if not document_ids:
             return {}
@@ -63,16 +149,6 @@ class SqlAlchemyDocumentRepository:
             select(documents).where(documents.c.id.in_(list(document_ids)))
         )
         return {r.id: document_from_row(r) for r in rows}
-
-    async def get_by_hash(self, collection: str, sha256: str) -> Document | None:
-        row = (
-            await self.session.execute(
-                select(documents).where(
-                    documents.c.collection == collection, documents.c.sha256 == sha256
-                )
-            )
-        ).first()
-        return document_from_row(row) if row else None
 
     async def content(self, document_id: uuid.UUID) -> bytes | None:
         data = (
@@ -131,6 +207,12 @@ class SqlAlchemyDocumentRepository:
             stmt = stmt.where(documents.c.collection == flt.collection)
         if flt.status is not None:
             stmt = stmt.where(jobs.c.status == flt.status)
+        if flt.source_key is not None:
+            stmt = stmt.where(documents.c.source_key == flt.source_key)
+        if not flt.include_superseded:
+            stmt = stmt.where(documents.c.superseded_at.is_(None))
+        if flt.ids:
+            stmt = stmt.where(documents.c.id.in_(list(flt.ids)))
         if flt.after is not None:
             stmt = stmt.where(tuple_(documents.c.created_at, documents.c.id) < tuple_(*flt.after))
         stmt = stmt.order_by(documents.c.created_at.desc(), documents.c.id.desc()).limit(flt.limit)

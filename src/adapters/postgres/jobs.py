@@ -57,6 +57,16 @@ _RENEW_SQL = text(
     """
 )
 
+_HELD_SQL = text(
+    """
+    SELECT id
+    FROM ai.ingestion_queue
+    WHERE id = ANY(:ids)
+      AND locked_by = ANY(:tokens)
+      AND status = CAST(:processing AS ai.ingestionstatus)
+    """
+)
+
 _EXPIRED_SQL = text(
     """
     SELECT *
@@ -145,6 +155,20 @@ class SqlAlchemyJobRepository:
             )
             total += int(getattr(result, "rowcount", 0) or 0)
         return total
+
+    async def held(self, claims: Sequence[ClaimedJob]) -> set[uuid.UUID]:
+        if not claims:
+            return set()
+        rows = await self.session.execute(
+            _HELD_SQL,
+            {
+                "ids": [c.job_id for c in claims],
+                "tokens": sorted({c.lease_token for c in claims}),
+                "processing": IngestionStatus.PROCESSING.value,
+            },
+        )
+        held = {r.id for r in rows}
+        return {c.job_id for c in claims if c.job_id in held}
 
     async def set_stage(self, claims: Sequence[ClaimedJob], stage: Stage, now: datetime) -> None:
         if not claims:

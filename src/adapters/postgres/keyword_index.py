@@ -220,7 +220,8 @@ def bm25_sql(where: str, narrowed: bool) -> str:
         ORDER BY score DESC, c.chunk_id
         LIMIT :candidates
     )
-    SELECT {{columns}}, s.score AS rank, s.matched, (SELECT count(*) FROM q) AS terms
+    SELECT {{columns}}, s.score AS rank, s.matched, (SELECT count(*) FROM q) AS terms,
+           (SELECT count(*) FROM scored) AS scored
     FROM scored s JOIN ai.chunks c ON c.id = s.chunk_id
     JOIN ai.documents d ON d.id = c.document_id
     WHERE {where}

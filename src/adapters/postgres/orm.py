@@ -25,6 +25,7 @@ from typing import Any
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Computed,
     DateTime,
     Enum,
@@ -97,11 +98,31 @@ class DocumentRow(Base):
     extraction: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+    # identity and versions (domain/versions.py): the document's key in its collection,
+    # where the key came from, the version's number under it, whether it answers
+    # searches, what replaced it, and when its chunk set was stored
+    source_key: Mapped[str] = mapped_column(String(1000), nullable=False)
+    key_origin: Mapped[str] = mapped_column(String(10), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    is_current: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    superseded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    superseded_at: Mapped[datetime | None] = mapped_column(_tz())
+    indexed_at: Mapped[datetime | None] = mapped_column(_tz())
     created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
 
     __table_args__ = (
-        UniqueConstraint("collection", "sha256"),
+        UniqueConstraint("collection", "source_key", "version"),
+        # at most one current version per key, enforced by the database itself
+        Index(
+            "uq_documents_current_key",
+            "collection",
+            "source_key",
+            unique=True,
+            postgresql_where=text("is_current"),
+        ),
+        # deduplication of uploads without a key (same bytes, same collection)
+        Index("ix_documents_collection_sha256", "collection", "sha256"),
         Index("ix_documents_created_at_id", "created_at", "id"),
         Index("ix_documents_collection_created_at_id", "collection", "created_at", "id"),
         Index("ix_documents_metadata", "metadata", postgresql_using="gin"),

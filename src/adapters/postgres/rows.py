@@ -20,6 +20,7 @@ from adapters.postgres.orm import (
     KeywordTermRow,
 )
 from domain.model import Document, DocumentType, IngestionJob, IngestionStatus, Stage
+from domain.versions import KeyOrigin
 
 documents = cast(Table, DocumentRow.__table__)
 contents = cast(Table, DocumentContentRow.__table__)
@@ -47,6 +48,13 @@ def document_from_row(row: Row[Any] | Mapping[Any, Any]) -> Document:
         created_at=m["created_at"],
         chunk_count=m["chunk_count"],
         extraction=dict(m["extraction"] or {}),
+        source_key=m["source_key"],
+        key_origin=KeyOrigin(m["key_origin"]),
+        version=m["version"],
+        is_current=m["is_current"],
+        superseded_by=m["superseded_by"],
+        superseded_at=m["superseded_at"],
+        indexed_at=m["indexed_at"],
     )
 
 

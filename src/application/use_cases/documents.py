@@ -1,25 +1,36 @@
-"""Document status, listings, deletion and reprocessing."""
+"""Reading documents (status, listings, versions, chunks) and changing their metadata."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any
 
-from application.ports import Clock, DocumentFilter, DocumentView, JobQueue, UnitOfWork
-from domain.errors import Conflict, DocumentNotFound
-from domain.model import IngestionJob, IngestionStatus
+from application.ports import DocumentFilter, DocumentView, UnitOfWork
+from application.use_cases.enqueue_document import validate_metadata
+from domain.errors import DocumentNotFound, InvalidInput
+from domain.search import SearchHit
+
+MAX_VERSIONS_LISTED = 1000
 
 
-@dataclass(frozen=True)
-class DocumentStatus:
-    view: DocumentView
-    chunk_count: int
+def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7396 JSON merge patch: null removes a key, objects merge, the rest replaces."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping):
+            current = out.get(key)
+            out[key] = merge_patch(current if isinstance(current, Mapping) else {}, value)
+        else:
+            out[key] = value
+    return out
 
 
 class Documents:
-    def __init__(self, queue: JobQueue, clock: Clock) -> None:
-        self.queue = queue
-        self.clock = clock
+    def __init__(self, max_metadata_bytes: int = 16 * 1024) -> None:
+        self.max_metadata_bytes = max_metadata_bytes
 
     async def get(self, document_id: uuid.UUID, uow: UnitOfWork) -> DocumentView:
         async with uow:
@@ -28,31 +39,47 @@ class Documents:
                 raise DocumentNotFound(f"no document {document_id}")
             return DocumentView(doc, await uow.jobs.get_for_document(document_id))
 
-    async def list(self, flt: DocumentFilter, uow: UnitOfWork) -> list[DocumentView]:
+    async def listing(self, flt: DocumentFilter, uow: UnitOfWork) -> list[DocumentView]:
         async with uow:
             return await uow.documents.list(flt)
 
-    async def delete(self, document_id: uuid.UUID, uow: UnitOfWork) -> None:
-        """Document, raw bytes, job, chunks and vectors go in one transaction.
-
-        A worker holding the job finds it gone when it tries to store (its fenced
-        write sees no job) and discards its results.
-        """
-        async with uow:
-            if not await uow.documents.delete(document_id):
-                raise DocumentNotFound(f"no document {document_id}")
-            await uow.commit()
-
-    async def reprocess(self, document_id: uuid.UUID, uow: UnitOfWork) -> IngestionJob:
+    async def versions(self, document_id: uuid.UUID, uow: UnitOfWork) -> list[DocumentView]:
+        """Every version under the document's key, newest first (with their jobs)."""
         async with uow:
             doc = await uow.documents.get(document_id)
-            job = await uow.jobs.lock_for_document(document_id) if doc else None
-            if doc is None or job is None:
+            if doc is None:
                 raise DocumentNotFound(f"no document {document_id}")
-            if job.status in (IngestionStatus.PENDING, IngestionStatus.PROCESSING):
-                raise Conflict(f"the document is already {job.status}; nothing to reprocess")
-            job.requeue(self.clock.now())
-            await uow.jobs.save(job)
+            return await uow.documents.list(
+                DocumentFilter(
+                    collection=doc.collection,
+                    source_key=doc.source_key,
+                    include_superseded=True,
+                    limit=MAX_VERSIONS_LISTED,
+                )
+            )
+
+    async def chunks(
+        self, document_id: uuid.UUID, after_position: int, limit: int, uow: UnitOfWork
+    ) -> list[SearchHit]:
+        async with uow:
+            if await uow.documents.get(document_id) is None:
+                raise DocumentNotFound(f"no document {document_id}")
+            return await uow.chunks.of_document(document_id, after_position, limit)
+
+    async def update_metadata(
+        self, document_id: uuid.UUID, patch: Mapping[str, Any], uow: UnitOfWork
+    ) -> DocumentView:
+        """Change metadata without reprocessing (a JSON merge patch); searches filter on
+        the new values from the commit on."""
+        if not isinstance(patch, Mapping):
+            raise InvalidInput("metadata must be a JSON object", field="metadata")
+        async with uow:
+            doc = await uow.documents.lock(document_id)
+            if doc is None:
+                raise DocumentNotFound(f"no document {document_id}")
+            merged = validate_metadata(merge_patch(doc.metadata, patch), self.max_metadata_bytes)
+            await uow.documents.set_metadata(document_id, merged)
+            doc.metadata = merged
+            job = await uow.jobs.get_for_document(document_id)
             await uow.commit()
-        await self.queue.ring()
-        return job
+        return DocumentView(doc, job)

@@ -1,5 +1,15 @@
 """EnqueueDocument: validate, store document + raw bytes + PENDING job in one
-transaction, then ring the doorbell. The API's only write path."""
+transaction, then ring the doorbell. The API's only write path for new content.
+
+Identity and deduplication (domain/versions.py, docs/decisions/0011-versions.md):
+- with a ``source_key``: new bytes under the key are its next version; the same bytes
+  as its latest version are that version (200, no job);
+- without one: the same bytes as a version in the collection that was uploaded
+  without a key and is not superseded are that version; new bytes are a new document
+  keyed by their hash (the worker moves a legal act to its norm's key).
+A deduplicated upload never drops the caller's metadata: what it sends is merged into
+the existing version (its keys win) and the answer says so.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +24,12 @@ import orjson
 
 from application.ports import Clock, IdempotencyRecord, JobQueue, UnitOfWork
 from domain.detection import detect
-from domain.errors import DocumentTooLarge, IdempotencyKeyReused, InvalidInput
+from domain.errors import Conflict, DocumentTooLarge, IdempotencyKeyReused, InvalidInput
+from domain.legal import NORM_METADATA_KEYS
 from domain.model import Document, IngestionJob, validate_collection
+from domain.versions import KeyOrigin, content_key, validate_source_key
+
+_MISSING = object()
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +43,16 @@ class EnqueueDocument:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     client_id: str = "anonymous"  # the API key's id: Idempotency-Keys are per client
     idempotency_key: str | None = None
+    source_key: str | None = None  # the document's identity in its collection
 
 
 @dataclass(frozen=True)
 class EnqueueResult:
     document: Document
     job: IngestionJob
-    created: bool  # False: the same content was already in this collection
+    created: bool  # False: the same content is already the latest version of this key
     replayed: bool = False  # answered from an earlier request with the same Idempotency-Key
+    metadata_updated: bool = False  # deduplicated, and the caller's metadata merged in
 
 
 @dataclass(frozen=True)
@@ -77,38 +93,53 @@ class EnqueueDocumentHandler:
             )
         collection = validate_collection(cmd.collection)
         metadata = validate_metadata(cmd.metadata, self.limits.max_metadata_bytes)
+        source_key = validate_source_key(cmd.source_key)
         detection = detect(cmd.data, cmd.filename, cmd.declared_type)
         sha256 = hashlib.sha256(cmd.data).hexdigest()
         now = self.clock.now()
-        document = Document(
-            id=uuid.uuid4(),
-            collection=collection,
-            filename=detection.filename,
-            content_type=detection.document_type,
-            size_bytes=len(cmd.data),
-            sha256=sha256,
-            metadata=metadata,
-            created_at=now,
+        key = source_key or content_key(sha256)
+        fingerprint = _fingerprint(
+            collection, sha256, detection.document_type.value, metadata, source_key
         )
-        job = IngestionJob.new(document.id, now, self.max_attempts)
-        fingerprint = _fingerprint(collection, sha256, detection.document_type.value, metadata)
         async with uow:
             if cmd.idempotency_key:
                 replay = await self._replay(cmd, fingerprint, uow)
                 if replay is not None:
                     return replay
-            created = await uow.documents.add(document, cmd.data)
-            if created:
+            await uow.documents.lock_keys(collection, [key])
+            latest = await uow.documents.latest_version(collection, key)
+            same = (
+                latest
+                if source_key is not None
+                else await uow.documents.unkeyed_by_hash(collection, sha256)
+            )
+            if same is not None and same.sha256 == sha256:
+                result = await self._existing(same, metadata, uow)
+            else:
+                if source_key is not None and not metadata and latest is not None:
+                    # a new version keeps what people said of the document; what the
+                    # worker finds in the text (the norm's identity) is found again
+                    metadata = {
+                        k: v for k, v in latest.metadata.items() if k not in NORM_METADATA_KEYS
+                    }
+                document = Document(
+                    id=uuid.uuid4(),
+                    collection=collection,
+                    filename=detection.filename,
+                    content_type=detection.document_type,
+                    size_bytes=len(cmd.data),
+                    sha256=sha256,
+                    metadata=metadata,
+                    created_at=now,
+                    source_key=key,
+                    key_origin=KeyOrigin.CLIENT if source_key else KeyOrigin.CONTENT,
+                    version=latest.version + 1 if latest is not None else 1,
+                )
+                if not await uow.documents.add(document, cmd.data):  # the key lock prevents it
+                    raise Conflict(f"version {document.version} of {key!r} was taken; retry")
+                job = IngestionJob.new(document.id, now, self.max_attempts)
                 await uow.jobs.add(job)
                 result = EnqueueResult(document, job, created=True)
-            else:
-                existing = await uow.documents.get_by_hash(collection, sha256)
-                existing_job = (
-                    await uow.jobs.get_for_document(existing.id) if existing is not None else None
-                )
-                if existing is None or existing_job is None:  # deleted in between: rare
-                    raise InvalidInput("the same document is being deleted; try again")
-                result = EnqueueResult(existing, existing_job, created=False)
             if cmd.idempotency_key:
                 record = IdempotencyRecord(
                     cmd.client_id, cmd.idempotency_key, fingerprint, result.document.id
@@ -123,6 +154,20 @@ class EnqueueDocumentHandler:
             # The row is the truth; the doorbell only saves the sweeper a few seconds.
             await self.queue.ring()
         return result
+
+    async def _existing(
+        self, doc: Document, metadata: dict[str, Any], uow: UnitOfWork
+    ) -> EnqueueResult:
+        job = await uow.jobs.get_for_document(doc.id)
+        if job is None:  # a document always has its job; only a deletion in flight differs
+            raise Conflict("the same document is being deleted; try again")
+        updated = False
+        if any(doc.metadata.get(k, _MISSING) != v for k, v in metadata.items()):
+            merged = validate_metadata({**doc.metadata, **metadata}, self.limits.max_metadata_bytes)
+            await uow.documents.set_metadata(doc.id, merged)
+            doc.metadata = merged
+            updated = True
+        return EnqueueResult(doc, job, created=False, metadata_updated=updated)
 
     async def _replay(
         self, cmd: EnqueueDocument, fingerprint: str, uow: UnitOfWork
@@ -142,6 +187,11 @@ class EnqueueDocumentHandler:
         return EnqueueResult(doc, job, created=False, replayed=True)
 
 
-def _fingerprint(collection: str, sha256: str, doc_type: str, metadata: dict[str, Any]) -> str:
-    body = orjson.dumps([collection, sha256, doc_type, metadata], option=orjson.OPT_SORT_KEYS)
+def _fingerprint(
+    collection: str, sha256: str, doc_type: str, metadata: dict[str, Any], key: str | None
+) -> str:
+    parts: list[Any] = [collection, sha256, doc_type, metadata]
+    if key is not None:
+        parts.append(key)
+    body = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(body).hexdigest()

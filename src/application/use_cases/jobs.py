@@ -44,16 +44,3 @@ class Jobs:
             await uow.commit()
         await self.queue.ring()
         return job
-
-    async def retry_all_failed(self, uow: UnitOfWork, limit: int = 10_000) -> int:
-        async with uow:
-            failed = await uow.jobs.list(IngestionStatus.FAILED, limit, None)
-            for job in failed:
-                locked = await uow.jobs.lock(job.id)
-                if locked is not None and locked.status is IngestionStatus.FAILED:
-                    locked.requeue(self.clock.now())
-                    await uow.jobs.save(locked)
-            await uow.commit()
-        if failed:
-            await self.queue.ring()
-        return len(failed)

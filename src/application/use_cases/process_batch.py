@@ -5,6 +5,14 @@ while extracting or embedding, one per finished document (fenced by the lease:
 a worker that lost its lease writes nothing). Leases are renewed while working.
 Embedding runs in large batches across the batch's documents; a document is
 stored as soon as all of its chunks have vectors.
+
+A cancel or a deletion takes the lease away: before extracting a document and between
+embedding slices the worker asks which leases it still holds and drops the others, so
+their work stops within a slice (a few seconds) and nothing of theirs is written.
+
+Every transaction takes its locks in one order: the source key, the document, the
+job, the chunks, the BM25 statistics (the API's DELETE, cancel and reprocess too), so
+the store and the API never deadlock.
 """
 
 from __future__ import annotations
@@ -18,9 +26,17 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from application.ports import Chunker, Clock, Embedder, TextExtractor, UnitOfWorkFactory
+from application.ports import (
+    Chunker,
+    Clock,
+    Embedder,
+    TextExtractor,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from domain.errors import DomainError, NoTextFound, TransientError
-from domain.model import ChunkDraft, ClaimedJob, Document, RetryPolicy, Stage
+from domain.model import Chunk, ChunkDraft, ClaimedJob, Document, RetryPolicy, Stage
+from domain.versions import KeyOrigin, Settlement, settle_stored
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +54,8 @@ class BatchReport:
     retried: int = 0
     failed: int = 0
     lost: int = 0  # our lease was taken over; results discarded
+    cancelled: int = 0  # cancelled or deleted while we worked; dropped at a check
+    superseded: int = 0  # stored, but a newer version of the document is current
     chunks: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -51,6 +69,8 @@ class BatchReport:
         self.retried += other.retried
         self.failed += other.failed
         self.lost += other.lost
+        self.cancelled += other.cancelled
+        self.superseded += other.superseded
         self.chunks += other.chunks
         for key, seconds in other.timings.items():
             self.add_time(key, seconds)
@@ -64,6 +84,7 @@ class _Prepared:
     vectors: list[Sequence[float] | None]
     report: dict[str, Any] = field(default_factory=dict)
     found_metadata: dict[str, Any] = field(default_factory=dict)  # the norm's identity
+    norm_key: str | None = None  # "lei-8112-1990": the default source key of a legal act
 
     @property
     def done(self) -> bool:
@@ -75,6 +96,7 @@ class ProcessingSettings:
     lease_seconds: float
     retry_policy: RetryPolicy
     embed_batch_size: int = 64
+    check_every_s: float = 1.0  # how often to ask whether our leases still stand
 
     @property
     def renew_every(self) -> float:
@@ -168,6 +190,10 @@ class ProcessBatchHandler:
                 if doc is None or data is None:  # deleted while queued: the cascade took the job
                     report.lost += 1
                     continue
+                if not await self._still_held([claim]):
+                    report.cancelled += 1
+                    log.info("job %s was cancelled or deleted; not extracting", claim.job_id)
+                    continue
                 try:
                     t1 = time.perf_counter()
                     extracted = await self.extractor.extract(data, doc.content_type)
@@ -185,8 +211,11 @@ class ProcessBatchHandler:
                     continue
                 report_ = {**extracted.report, "pages": extracted.pages, "chunks": len(drafts)}
                 found = extracted.norm.as_metadata() if extracted.norm else {}
+                norm_key = extracted.norm.key if extracted.norm else None
                 await queue.put(
-                    _Prepared(claim, doc, drafts, [None] * len(drafts), report_, dict(found))
+                    _Prepared(
+                        claim, doc, drafts, [None] * len(drafts), report_, dict(found), norm_key
+                    )
                 )
         finally:
             await queue.put(None)
@@ -201,6 +230,7 @@ class ProcessBatchHandler:
         pending: list[tuple[_Prepared, int]] = []  # (document, chunk index) without a vector
         handled: set[uuid.UUID] = set()  # failed, or handed to their store task
         finished = False
+        checked = time.monotonic()
         while not finished or pending:
             # take what is ready; wait for more only while a batch is not yet full
             while not finished and (len(pending) < size or not queue.empty()):
@@ -210,6 +240,9 @@ class ProcessBatchHandler:
                     break
                 pending.extend((item, i) for i in range(len(item.drafts)))
                 self._spawn(background, self._set_stage(item.claim, Stage.EMBEDDING))
+            if pending and time.monotonic() - checked >= self.settings.check_every_s:
+                pending = await self._drop_cancelled(pending, handled, report)
+                checked = time.monotonic()
             batch, pending = pending[:size], pending[size:]
             batch = [(p, i) for p, i in batch if p.claim.job_id not in handled]
             if not batch:
@@ -243,6 +276,31 @@ class ProcessBatchHandler:
         background.add(task)
         task.add_done_callback(background.discard)
 
+    async def _still_held(self, claims: Sequence[ClaimedJob]) -> set[uuid.UUID]:
+        """The jobs among `claims` whose lease we still hold. When the database cannot
+        say, all of them: the fenced store decides in the end."""
+        try:
+            async with self.uow_factory() as uow:
+                return await uow.jobs.held(claims)
+        except Exception:
+            log.warning("could not check the leases of %d jobs", len(claims), exc_info=True)
+            return {c.job_id for c in claims}
+
+    async def _drop_cancelled(
+        self,
+        pending: list[tuple[_Prepared, int]],
+        handled: set[uuid.UUID],
+        report: BatchReport,
+    ) -> list[tuple[_Prepared, int]]:
+        claims = {p.claim.job_id: p.claim for p, _ in pending if p.claim.job_id not in handled}
+        held = await self._still_held(list(claims.values()))
+        gone = set(claims) - held
+        for job_id in gone:
+            handled.add(job_id)
+            report.cancelled += 1
+            log.info("job %s was cancelled or deleted; its embedding stops", job_id)
+        return [(p, i) for p, i in pending if p.claim.job_id not in gone]
+
     async def _set_stage(self, claim: ClaimedJob, stage: Stage) -> None:
         try:
             async with self.uow_factory() as uow:
@@ -261,25 +319,56 @@ class ProcessBatchHandler:
         ]
         try:
             async with self.uow_factory() as uow:
-                job = await uow.jobs.lock(p.claim.job_id)
-                if job is None or not job.holds_lease(p.claim.lease_token):
+                stored = await self._store_in(uow, p, new_chunks)
+                if stored is None:
                     report.lost += 1
                     log.warning("lease lost for job %s; discarding results", p.claim.job_id)
                     return
-                job.advance(Stage.STORING, self.clock.now())
-                await uow.chunks.replace(p.document.id, new_chunks)
-                await uow.documents.set_chunk_count(p.document.id, len(new_chunks))
-                await uow.documents.record_extraction(p.document.id, p.report, p.found_metadata)
-                job.complete(self.clock.now())
-                await uow.jobs.save(job)
                 await uow.commit()
         except Exception as exc:
             await self._fail(p.claim, exc, Stage.STORING, report)
             return
         finally:
             report.add_time("store", time.perf_counter() - t0)
+        if not stored.became_current:
+            report.superseded += 1
         report.completed += 1
         report.chunks += len(new_chunks)
+
+    async def _store_in(
+        self, uow: UnitOfWork, p: _Prepared, new_chunks: list[Chunk]
+    ) -> Settlement | None:
+        """Store the chunk set and settle the versions, in the one lock order: the
+        source key(s), the document, the job, then chunks and statistics. None when
+        the lease is gone (cancelled, deleted, taken over): nothing is written."""
+        now = self.clock.now()
+        seen = await uow.documents.get(p.document.id)
+        if seen is None:
+            return None
+        key, origin = seen.source_key, seen.key_origin
+        if origin is KeyOrigin.CONTENT and p.norm_key:
+            key, origin = p.norm_key, KeyOrigin.NORM  # a legal act's identity is its key
+        await uow.documents.lock_keys(seen.collection, [seen.source_key, key])
+        doc = await uow.documents.lock(p.document.id)
+        if doc is None or doc.source_key != seen.source_key:
+            return None
+        job = await uow.jobs.lock(p.claim.job_id)
+        if job is None or not job.holds_lease(p.claim.lease_token):
+            return None
+        job.advance(Stage.STORING, now)
+        await uow.chunks.replace(doc.id, new_chunks)
+        await uow.documents.set_chunk_count(doc.id, len(new_chunks))
+        await uow.documents.record_extraction(doc.id, p.report, p.found_metadata)
+        if key != doc.source_key:
+            latest = await uow.documents.latest_version(doc.collection, key)
+            doc.source_key, doc.key_origin = key, origin
+            doc.version = latest.version + 1 if latest is not None else 1
+        others = [d for d in await uow.documents.versions(doc.collection, key) if d.id != doc.id]
+        settlement = settle_stored(doc, others, now)
+        await uow.documents.save_versions(settlement.changed)
+        job.complete(now)
+        await uow.jobs.save(job)
+        return settlement
 
     # -- failures and leases --------------------------------------------------------
 

@@ -151,6 +151,7 @@ class UploadForm:
     content_type: str | None
     collection: str | None
     metadata_json: str | None
+    source_key: str | None = None
 
 
 async def read_upload_form(request: Request, max_bytes: int, max_field_bytes: int) -> UploadForm:
@@ -167,7 +168,7 @@ async def read_upload_form(request: Request, max_bytes: int, max_field_bytes: in
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise DocumentTooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
     limited = Request(request.scope, _LimitedReceive(request.receive, limit, max_bytes))
-    form = await limited.form(max_files=1, max_fields=4, max_part_size=max_field_bytes)
+    form = await limited.form(max_files=1, max_fields=5, max_part_size=max_field_bytes)
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -185,6 +186,7 @@ async def read_upload_form(request: Request, max_bytes: int, max_field_bytes: in
             content_type=upload.content_type,
             collection=_text_field(form.get("collection"), "collection"),
             metadata_json=_text_field(form.get("metadata"), "metadata"),
+            source_key=_text_field(form.get("source_key"), "source_key"),
         )
     finally:
         await form.close()

@@ -80,11 +80,28 @@ class DocumentOut(BaseModel):
         description="what extraction dropped and found: struck characters, revoked and "
         "vetoed units, amendment notes, boilerplate lines, pages",
     )
+    source_key: str = Field(
+        description="the document's identity in its collection: the client's key, the "
+        "norm's ('lei-8112-1990'), or 'sha256:<hex>' for an upload without either"
+    )
+    key_origin: str = Field(description="client, norm or content")
+    version: int = Field(description="the version's number under its key, from 1")
+    current: bool = Field(description="this version answers searches")
+    superseded_by: uuid.UUID | None = Field(description="the version that replaced this one")
+    superseded_at: datetime | None
+    indexed_at: datetime | None = Field(
+        description="when the chunk set searches see was stored (it stays when a "
+        "later reprocess fails or is cancelled)"
+    )
     status: IngestionStatus | None = Field(description="the ingestion job's status")
     stage: str | None
     attempts: int | None
     last_error: str | None
     job: JobOut | None
+    metadata_updated: bool = Field(
+        default=False,
+        description="an upload of content the key already holds merged its metadata in",
+    )
 
     @classmethod
     def of(cls, view: DocumentView) -> DocumentOut:
@@ -100,6 +117,13 @@ class DocumentOut(BaseModel):
             created_at=d.created_at,
             chunk_count=d.chunk_count,
             extraction=d.extraction,
+            source_key=d.source_key,
+            key_origin=d.key_origin.value,
+            version=d.version,
+            current=d.is_current,
+            superseded_by=d.superseded_by,
+            superseded_at=d.superseded_at,
+            indexed_at=d.indexed_at,
             status=job.status if job else None,
             stage=job.stage.value if job else None,
             attempts=job.attempts if job else None,
@@ -111,6 +135,23 @@ class DocumentOut(BaseModel):
 class DocumentPage(BaseModel):
     items: list[DocumentOut]
     next_cursor: str | None
+
+
+class VersionsOut(BaseModel):
+    collection: str
+    source_key: str
+    current: uuid.UUID | None = Field(description="the version searches see, if any")
+    versions: list[DocumentOut] = Field(description="newest first")
+
+
+class DocumentPatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, Any] = Field(
+        description="a JSON merge patch (RFC 7396) of the metadata: keys set to null "
+        "are removed, objects are merged, other values replace",
+        examples=[{"orgao": "COGEP", "rascunho": None}],
+    )
 
 
 class JobPage(BaseModel):
@@ -126,6 +167,12 @@ class TextDocumentIn(BaseModel):
     format: Literal["text", "markdown", "html"] = "text"
     collection: str | None = Field(default=None, max_length=100)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    source_key: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="the document's identity in its collection: new text under the same "
+        "key is a new version of it",
+    )
 
 
 class ModelCount(BaseModel):
@@ -186,6 +233,9 @@ class SearchIn(BaseModel):
         description="`article`: each hit also carries its whole article (`expanded`), "
         "within 12,000 characters",
     )
+    include_superseded: bool = Field(
+        default=False, description="also search versions that a newer one replaced"
+    )
 
 
 class SearchHitOut(BaseModel):
@@ -215,6 +265,9 @@ class SearchHitOut(BaseModel):
     amended_by: list[str] = Field(description="acts that gave or added this wording")
     context: str | None = Field(description="the caput a continuation chunk is read with")
     expanded: str | None = Field(description="the whole article (expand='article')")
+    source_key: str | None = Field(description="the document's identity in its collection")
+    version: int | None = Field(description="the version of the document the chunk is from")
+    current: bool = Field(description="False for a superseded version (include_superseded)")
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchHitOut:
@@ -243,7 +296,15 @@ class SearchHitOut(BaseModel):
             amended_by=list(legal.amended_by),
             context=hit.context,
             expanded=hit.expanded,
+            source_key=hit.source_key,
+            version=hit.version,
+            current=hit.current,
         )
+
+
+class ChunkPage(BaseModel):
+    items: list[SearchHitOut] = Field(description="the document's chunks in order")
+    next_after: int | None = Field(description="pass as `after` for the next page")
 
 
 class SearchOut(BaseModel):

@@ -1,4 +1,5 @@
-"""/v1/documents: upload (multipart or text), status, listing, deletion, reprocessing."""
+"""/v1/documents: upload (multipart or text), status, listing, versions, chunks,
+metadata changes, deletion, cancelling and reprocessing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from adapters.metrics import DOCUMENTS_ACCEPTED
 from application.ports import DocumentFilter, DocumentView
+from application.use_cases.document_lifecycle import DocumentLifecycle
 from application.use_cases.documents import Documents
 from application.use_cases.enqueue_document import (
     EnqueueDocument,
@@ -23,11 +25,15 @@ from domain.model import IngestionStatus
 from entrypoints.api.deps import Principal, UnitOfWorkDep, read_upload_form, require
 from entrypoints.api.injection import Provide, inject
 from entrypoints.api.schemas import (
+    ChunkPage,
     DocumentOut,
     DocumentPage,
+    DocumentPatchIn,
     JobOut,
     Problem,
+    SearchHitOut,
     TextDocumentIn,
+    VersionsOut,
     decode_cursor,
     encode_cursor,
 )
@@ -67,6 +73,14 @@ _UPLOAD_BODY = {
                             "description": "defaults to 'default'",
                         },
                         "metadata": {"type": "string", "description": "a JSON object"},
+                        "source_key": {
+                            "type": "string",
+                            "maxLength": 1000,
+                            "description": "the document's identity in its collection "
+                            "(a path, a code): new content under the same key is a new "
+                            "version of it. Default: the norm's identity for legal acts, "
+                            "else the content's hash",
+                        },
                     },
                 }
             }
@@ -110,7 +124,9 @@ def _answer(result: EnqueueResult, response: Response, request: Request) -> Docu
     DOCUMENTS_ACCEPTED.labels(
         result.document.collection, "created" if result.created else "existing"
     ).inc()
-    return DocumentOut.of(DocumentView(result.document, result.job))
+    out = DocumentOut.of(DocumentView(result.document, result.job))
+    out.metadata_updated = result.metadata_updated
+    return out
 
 
 @router.post(
@@ -120,8 +136,9 @@ def _answer(result: EnqueueResult, response: Response, request: Request) -> Docu
     summary="Upload a document (multipart/form-data)",
     description=(
         "Stores the document, its bytes and a PENDING ingestion job in one transaction. "
-        "201 for a new document; 200 with the existing document when the same content "
-        "is already in the collection (no second job)."
+        "201 for a new document or a new version of its `source_key`; 200 with the "
+        "existing version when the key already holds the same content (no second job; "
+        "metadata sent is merged into it and `metadata_updated` says so)."
     ),
     responses={200: {"model": DocumentOut}, **_ERRORS},
     openapi_extra=_UPLOAD_BODY,
@@ -147,6 +164,7 @@ async def upload_document(
             metadata=_parse_metadata(form.metadata_json),
             client_id=principal.client_id,
             idempotency_key=key,
+            source_key=form.source_key,
         ),
         uow,
     )
@@ -197,6 +215,7 @@ async def submit_text(
             metadata=body.metadata,
             client_id=principal.client_id,
             idempotency_key=key,
+            source_key=body.source_key,
         ),
         uow,
     )
@@ -228,13 +247,22 @@ async def list_documents(
         str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
     ] = None,
     status_: Annotated[IngestionStatus | None, Query(alias="status")] = None,
+    source_key: Annotated[str | None, Query(max_length=1000)] = None,
+    include_superseded: Annotated[
+        bool, Query(description="also list versions a newer one replaced")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     documents: Documents = Depends(Provide[Container.documents]),
 ) -> DocumentPage:
-    views = await documents.list(
+    views = await documents.listing(
         DocumentFilter(
-            collection=collection, status=status_, limit=limit, after=decode_cursor(cursor)
+            collection=collection,
+            status=status_,
+            source_key=source_key,
+            include_superseded=include_superseded,
+            limit=limit,
+            after=decode_cursor(cursor),
         ),
         uow,
     )
@@ -245,10 +273,96 @@ async def list_documents(
     )
 
 
+@router.get(
+    "/{document_id}/versions",
+    response_model=VersionsOut,
+    summary="Every version of the document's source key, newest first",
+    responses=_READ_ERRORS,
+)
+@inject
+async def document_versions(
+    document_id: uuid.UUID,
+    uow: UnitOfWorkDep,
+    _: Annotated[Principal, Depends(require(Scope.READ))],
+    documents: Documents = Depends(Provide[Container.documents]),
+) -> VersionsOut:
+    views = await documents.versions(document_id, uow)
+    first = next(v.document for v in views if v.document.id == document_id)
+    return VersionsOut(
+        collection=first.collection,
+        source_key=first.source_key,
+        current=next((v.document.id for v in views if v.document.is_current), None),
+        versions=[DocumentOut.of(v) for v in views],
+    )
+
+
+@router.get(
+    "/{document_id}/chunks",
+    response_model=ChunkPage,
+    summary="The document's chunks in order, with what to cite (a preview of its text)",
+    responses=_READ_ERRORS,
+)
+@inject
+async def document_chunks(
+    document_id: uuid.UUID,
+    uow: UnitOfWorkDep,
+    _: Annotated[Principal, Depends(require(Scope.READ))],
+    after: Annotated[int, Query(ge=-1, le=2**31 - 1)] = -1,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    documents: Documents = Depends(Provide[Container.documents]),
+) -> ChunkPage:
+    hits = await documents.chunks(document_id, after, limit, uow)
+    return ChunkPage(
+        items=[SearchHitOut.of(h) for h in hits],
+        next_after=hits[-1].position if len(hits) == limit else None,
+    )
+
+
+@router.patch(
+    "/{document_id}",
+    response_model=DocumentOut,
+    summary="Change a document's metadata without reprocessing it",
+    description="A JSON merge patch of the metadata (RFC 7396). Search filters see the "
+    "new values at once; nothing is extracted or embedded again.",
+    responses=_READ_ERRORS,
+)
+@inject
+async def patch_document(
+    document_id: uuid.UUID,
+    body: DocumentPatchIn,
+    uow: UnitOfWorkDep,
+    _: Annotated[Principal, Depends(require(Scope.INGEST))],
+    documents: Documents = Depends(Provide[Container.documents]),
+) -> DocumentOut:
+    return DocumentOut.of(await documents.update_metadata(document_id, body.metadata, uow))
+
+
+@router.post(
+    "/{document_id}/cancel",
+    response_model=DocumentOut,
+    summary="Stop a PENDING or PROCESSING document",
+    description="The job becomes FAILED (cancelled) at once; a worker holding it stops "
+    "within an embedding slice and writes nothing. A chunk set stored earlier stays "
+    "current. 409 when the job already finished.",
+    responses={**_READ_ERRORS, 409: {"model": Problem}},
+)
+@inject
+async def cancel_document(
+    document_id: uuid.UUID,
+    uow: UnitOfWorkDep,
+    _: Annotated[Principal, Depends(require(Scope.INGEST))],
+    lifecycle: DocumentLifecycle = Depends(Provide[Container.document_lifecycle]),
+) -> DocumentOut:
+    return DocumentOut.of(await lifecycle.cancel(document_id, uow))
+
+
 @router.delete(
     "/{document_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete a document with its bytes, chunks and vectors",
+    summary="Delete a version (or all versions) with its bytes, chunks and vectors",
+    description="Deleting the current version makes the newest earlier version with a "
+    "chunk set current again. `all_versions=true` removes every version of the key. A "
+    "worker processing a deleted version stops within an embedding slice.",
     responses=_READ_ERRORS,
 )
 @inject
@@ -256,9 +370,10 @@ async def delete_document(
     document_id: uuid.UUID,
     uow: UnitOfWorkDep,
     _: Annotated[Principal, Depends(require(Scope.ADMIN))],
-    documents: Documents = Depends(Provide[Container.documents]),
+    all_versions: Annotated[bool, Query(description="every version of the key")] = False,
+    lifecycle: DocumentLifecycle = Depends(Provide[Container.document_lifecycle]),
 ) -> Response:
-    await documents.delete(document_id, uow)
+    await lifecycle.delete(document_id, uow, all_versions=all_versions)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -267,6 +382,8 @@ async def delete_document(
     response_model=JobOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Queue a COMPLETED or FAILED document again",
+    description="Its current chunk set keeps answering until the new one is stored; if "
+    "the reprocess fails, the old chunk set stays and the job shows the failure.",
     responses={**_READ_ERRORS, 409: {"model": Problem}},
 )
 @inject
@@ -274,6 +391,6 @@ async def reprocess_document(
     document_id: uuid.UUID,
     uow: UnitOfWorkDep,
     _: Annotated[Principal, Depends(require(Scope.ADMIN))],
-    documents: Documents = Depends(Provide[Container.documents]),
+    lifecycle: DocumentLifecycle = Depends(Provide[Container.document_lifecycle]),
 ) -> JobOut:
-    return JobOut.of(await documents.reprocess(document_id, uow))
+    return JobOut.of(await lifecycle.reprocess(document_id, uow))

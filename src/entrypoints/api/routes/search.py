@@ -51,7 +51,12 @@ async def search(
             query=body.query,
             top_k=body.top_k,
             mode=body.mode,
-            filter=SearchFilter(body.collection, tuple(body.document_ids), metadata),
+            filter=SearchFilter(
+                body.collection,
+                tuple(body.document_ids),
+                metadata,
+                include_superseded=body.include_superseded,
+            ),
             expand=body.expand,
         ),
         uow,
