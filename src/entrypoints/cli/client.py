@@ -8,7 +8,7 @@ import json
 import mimetypes
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class FileResult:
     status: str | None = None
     chunks: int = 0
     detail: str = ""
+    answer: dict[str, Any] = field(default_factory=dict)  # the API's answer to the upload
 
     @property
     def ok(self) -> bool:
@@ -72,7 +73,7 @@ class ApiClient:
         self.headers = {"Authorization": f"Bearer {api_key}"}
         self.timeout = httpx.Timeout(timeout_s, connect=5.0)
 
-    def _client(self) -> httpx.AsyncClient:
+    def http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, headers=self.headers, timeout=self.timeout)
 
     @staticmethod
@@ -84,17 +85,17 @@ class ApiClient:
     # -- simple calls --------------------------------------------------------------------
 
     async def stats(self) -> dict[str, Any]:
-        async with self._client() as c:
+        async with self.http() as c:
             return dict(self._check(await c.get("/v1/stats")))
 
     async def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        async with self._client() as c:
+        async with self.http() as c:
             return dict(self._check(await c.post("/v1/search", json=body)))
 
     async def jobs(
         self, status: str | None = None, limit: int = 100
     ) -> AsyncIterator[dict[str, Any]]:
-        async with self._client() as c:
+        async with self.http() as c:
             cursor: str | None = None
             while True:
                 params: dict[str, Any] = {"limit": limit}
@@ -109,10 +110,84 @@ class ApiClient:
                 if not cursor:
                     return
 
+    async def documents(
+        self,
+        collection: str | None = None,
+        *,
+        status: str | None = None,
+        source_key: str | None = None,
+        include_superseded: bool = False,
+        limit: int = 200,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every document of the listing, page after page (newest first)."""
+        async with self.http() as c:
+            cursor: str | None = None
+            while True:
+                params: dict[str, Any] = {"limit": limit}
+                for name, value in (
+                    ("collection", collection),
+                    ("status", status),
+                    ("source_key", source_key),
+                    ("cursor", cursor),
+                ):
+                    if value:
+                        params[name] = value
+                if include_superseded:
+                    params["include_superseded"] = "true"
+                page = self._check(await c.get("/v1/documents", params=params))
+                for item in page["items"]:
+                    yield item
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    return
+
+    async def document(self, document_id: str) -> dict[str, Any]:
+        async with self.http() as c:
+            return dict(self._check(await c.get(f"/v1/documents/{document_id}")))
+
+    async def versions(self, document_id: str) -> dict[str, Any]:
+        async with self.http() as c:
+            return dict(self._check(await c.get(f"/v1/documents/{document_id}/versions")))
+
+    async def chunks(self, document_id: str, limit: int = 20) -> dict[str, Any]:
+        async with self.http() as c:
+            return dict(
+                self._check(
+                    await c.get(f"/v1/documents/{document_id}/chunks", params={"limit": limit})
+                )
+            )
+
+    async def delete(self, document_id: str, all_versions: bool = False) -> None:
+        params = {"all_versions": "true"} if all_versions else {}
+        async with self.http() as c:
+            response = await c.delete(f"/v1/documents/{document_id}", params=params)
+            if response.status_code >= 400:
+                raise ApiError(response.status_code, _detail(response))
+
+    async def reprocess(self, document_id: str) -> dict[str, Any]:
+        async with self.http() as c:
+            return dict(self._check(await c.post(f"/v1/documents/{document_id}/reprocess")))
+
+    async def cancel(self, document_id: str) -> dict[str, Any]:
+        async with self.http() as c:
+            return dict(self._check(await c.post(f"/v1/documents/{document_id}/cancel")))
+
+    async def patch_metadata(self, document_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        async with self.http() as c:
+            return dict(
+                self._check(await c.patch(f"/v1/documents/{document_id}", json={"metadata": patch}))
+            )
+
     async def retry_failed(self) -> tuple[int, list[str]]:
-        ids = [job["id"] async for job in self.jobs("FAILED")]
+        """Queue every FAILED job again, except cancelled ones (a cancel was a decision,
+        not a fault; `POST /v1/jobs/{id}/retry` still undoes one on purpose)."""
+        ids = [
+            job["id"]
+            async for job in self.jobs("FAILED")
+            if not (job.get("last_error") or "").startswith("cancelled")
+        ]
         errors: list[str] = []
-        async with self._client() as c:
+        async with self.http() as c:
             for job_id in ids:
                 response = await c.post(f"/v1/jobs/{job_id}/retry")
                 if response.status_code >= 400:
@@ -135,67 +210,88 @@ class ApiClient:
         is COMPLETED or FAILED. `on_done` is called once per file when it is settled."""
         results = [FileResult(p) for p in files]
         gate = asyncio.Semaphore(concurrency)
-        async with self._client() as c:
+        async with self.http() as c:
 
             async def upload(r: FileResult) -> None:
                 async with gate:
-                    data: dict[str, str] = {}
-                    if collection:
-                        data["collection"] = collection
-                    if metadata:
-                        data["metadata"] = json.dumps(metadata, ensure_ascii=False)
-                    content_type = (
-                        mimetypes.guess_type(r.path.name)[0] or "application/octet-stream"
-                    )
-                    try:
-                        with r.path.open("rb") as fh:
-                            response = await c.post(
-                                "/v1/documents",
-                                files={"file": (r.path.name, fh, content_type)},
-                                data=data,
-                            )
-                    except (OSError, httpx.HTTPError) as exc:
-                        r.outcome, r.detail = "rejected", f"{type(exc).__name__}: {exc}"
-                        on_done(r)
-                        return
-                if response.status_code >= 400:
-                    r.outcome, r.detail = "rejected", f"{response.status_code} {_detail(response)}"
-                    on_done(r)
-                    return
-                body = response.json()
-                r.document_id = body["id"]
-                r.outcome = "queued" if response.status_code == 201 else "existing"
-                self._settle(r, body)
-                if r.status in TERMINAL or not wait:
+                    await self.upload_file(c, r, collection, metadata, source_key=None)
+                if r.outcome != "rejected":
+                    self.settle(r, r.answer)
+                if r.outcome == "rejected" or r.status in TERMINAL or not wait:
                     on_done(r)
 
             await asyncio.gather(*(upload(r) for r in results))
-            if not wait:
-                return results
-            deadline = time.monotonic() + wait_timeout_s
-            pending = [r for r in results if r.document_id and r.status not in TERMINAL]
-            while pending and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
-
-                async def poll(r: FileResult) -> None:
-                    async with gate:
-                        response = await c.get(f"/v1/documents/{r.document_id}")
-                    if response.status_code == 404:
-                        r.outcome, r.status, r.detail = "failed", "DELETED", "deleted meanwhile"
-                    elif response.status_code < 400:
-                        self._settle(r, response.json())
-                    if r.status in TERMINAL or r.status == "DELETED":
-                        on_done(r)
-
-                await asyncio.gather(*(poll(r) for r in pending))
-                pending = [r for r in pending if r.status not in TERMINAL and r.status != "DELETED"]
-            for r in pending:
-                r.outcome, r.detail = "timeout", f"still {r.status} after {wait_timeout_s:.0f}s"
-                on_done(r)
+            if wait:
+                await self.wait_for(c, results, wait_timeout_s, gate, on_done)
         return results
 
+    async def upload_file(
+        self,
+        c: httpx.AsyncClient,
+        r: FileResult,
+        collection: str | None,
+        metadata: dict[str, Any] | None,
+        source_key: str | None,
+    ) -> None:
+        """Upload one file; fills r.document_id and r.outcome (queued, existing, rejected)
+        and keeps the API's answer in r.answer."""
+        data: dict[str, str] = {}
+        if collection:
+            data["collection"] = collection
+        if metadata:
+            data["metadata"] = json.dumps(metadata, ensure_ascii=False)
+        if source_key:
+            data["source_key"] = source_key
+        content_type = mimetypes.guess_type(r.path.name)[0] or "application/octet-stream"
+        try:
+            with r.path.open("rb") as fh:
+                response = await c.post(
+                    "/v1/documents",
+                    files={"file": (r.path.name, fh, content_type)},
+                    data=data,
+                )
+        except (OSError, httpx.HTTPError) as exc:
+            r.outcome, r.detail = "rejected", f"{type(exc).__name__}: {exc}"
+            return
+        if response.status_code >= 400:
+            r.outcome, r.detail = "rejected", f"{response.status_code} {_detail(response)}"
+            return
+        r.answer = response.json()
+        r.document_id = r.answer["id"]
+        r.outcome = "queued" if response.status_code == 201 else "existing"
+
+    async def wait_for(
+        self,
+        c: httpx.AsyncClient,
+        results: list[FileResult],
+        wait_timeout_s: float,
+        gate: asyncio.Semaphore,
+        on_done: Callable[[FileResult], None],
+    ) -> None:
+        """Poll until every uploaded document is COMPLETED or FAILED (or the time is up)."""
+        deadline = time.monotonic() + wait_timeout_s
+        pending = [r for r in results if r.document_id and r.status not in TERMINAL]
+        while pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+
+            async def poll(r: FileResult) -> None:
+                async with gate:
+                    response = await c.get(f"/v1/documents/{r.document_id}")
+                if response.status_code == 404:
+                    r.outcome, r.status, r.detail = "failed", "DELETED", "deleted meanwhile"
+                elif response.status_code < 400:
+                    self.settle(r, response.json())
+                if r.status in TERMINAL or r.status == "DELETED":
+                    on_done(r)
+
+            await asyncio.gather(*(poll(r) for r in pending))
+            pending = [r for r in pending if r.status not in TERMINAL and r.status != "DELETED"]
+        for r in pending:
+            r.outcome, r.detail = "timeout", f"still {r.status} after {wait_timeout_s:.0f}s"
+            on_done(r)
+
     @staticmethod
-    def _settle(r: FileResult, body: dict[str, Any]) -> None:
+    def settle(r: FileResult, body: dict[str, Any]) -> None:
         r.status = body.get("status")
         r.chunks = int(body.get("chunk_count") or 0)
         if r.status == "COMPLETED":

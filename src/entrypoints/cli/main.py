@@ -13,21 +13,24 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import httpx
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from entrypoints.api.command import uvicorn_command
-from entrypoints.cli.client import ApiClient, ApiError, collect_files
+from entrypoints.cli import documents as document_commands
+from entrypoints.cli.client import collect_files
+from entrypoints.cli.common import (
+    ApiKeyOpt,
+    ApiUrl,
+    api_client,
+    call_api,
+    console,
+    out,
+    platform_file,
+    progress_bar,
+    resolve_settings,
+)
+from entrypoints.cli.documents import parse_metadata
 from entrypoints.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,39 +50,8 @@ keys_app = typer.Typer(
     help="API keys (stored hashed; the key is shown once).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
-console = Console(stderr=True)
-out = Console()
-
+document_commands.register(app)
 T = TypeVar("T")
-PLATFORM_FILE = "platform.json"
-
-
-# -- settings of a running local platform -----------------------------------------------
-
-
-def platform_file(settings: Settings) -> Path:
-    return settings.data_dir / PLATFORM_FILE
-
-
-def resolve_settings() -> Settings:
-    """Settings from the environment; where URLs are unset, those of a platform that
-    `cogep-ingest up` is running from this folder."""
-    settings = Settings()
-    state = read_platform(settings)
-    if state and not settings.database_url:
-        settings = settings.model_copy(
-            update={"database_url": state["database_url"], "redis_url": state["redis_url"]}
-        )
-    return settings
-
-
-def read_platform(settings: Settings) -> dict[str, str] | None:
-    path = platform_file(settings)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def run_with_container(settings: Settings, fn: Callable[[Container], Awaitable[T]]) -> T:
@@ -222,40 +194,6 @@ def migrate() -> None:
 
 # -- working with a running platform (over its HTTP API) -----------------------------------
 
-ApiUrl = Annotated[
-    str | None,
-    typer.Option("--api-url", envvar="COGEP_API_URL", help="default: the platform `up` runs here"),
-]
-ApiKeyOpt = Annotated[
-    str | None,
-    typer.Option("--api-key", envvar="COGEP_API_KEY", help="default: the key `up` printed"),
-]
-
-
-def api_client(url: str | None, key: str | None) -> ApiClient:
-    state = read_platform(Settings()) or {}
-    url = url or state.get("api_url")
-    key = key or state.get("api_key")
-    if not url or not key:
-        console.print(
-            "[red]no platform found:[/] run `make run` (or `cogep-ingest up`) in this folder, "
-            "or pass --api-url and --api-key (COGEP_API_URL, COGEP_API_KEY)"
-        )
-        raise typer.Exit(2)
-    return ApiClient(url, key)
-
-
-def _call(coro: Awaitable[T]) -> T:
-    try:
-        return asyncio.run(coro)  # type: ignore[arg-type]
-    except ApiError as exc:
-        console.print(f"[red]the API refused:[/] {exc}")
-        raise typer.Exit(1) from None
-    except httpx.HTTPError as exc:
-        console.print(f"[red]the API did not answer:[/] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
-
-
 _OUTCOME_STYLE = {
     "completed": "green",
     "failed": "red",
@@ -287,27 +225,14 @@ def ingest(
     except FileNotFoundError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
-    meta: dict[str, Any] | None = None
-    if metadata:
-        try:
-            meta = json.loads(metadata)
-        except ValueError as exc:
-            console.print(f"[red]--metadata is not JSON:[/] {exc}")
-            raise typer.Exit(2) from None
+    meta = parse_metadata(metadata)
     if not files:
         console.print("no files to ingest")
         raise typer.Exit(0)
     client = api_client(api_url, api_key)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bar() as progress:
         task = progress.add_task("uploading and processing", total=len(files))
-        results = _call(
+        results = call_api(
             client.ingest(
                 files,
                 collection,
@@ -349,7 +274,7 @@ def status(api_url: ApiUrl = None, api_key: ApiKeyOpt = None) -> None:
                 break
         return stats, failed
 
-    stats, failed = _call(gather())
+    stats, failed = call_api(gather())
     table = Table("status", "jobs", title="queue")
     for name, count in stats["jobs"].items():
         table.add_row(name, str(count))
@@ -380,6 +305,16 @@ def search(
     mode: Annotated[str, typer.Option(help="hybrid, vector or keyword")] = "hybrid",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)] = 5,
     collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    metadata: Annotated[
+        str | None,
+        typer.Option("--metadata", "-m", help="only documents whose metadata contains this JSON"),
+    ] = None,
+    document: Annotated[
+        list[str] | None, typer.Option("--document", "-d", help="only this document; repeatable")
+    ] = None,
+    include_superseded: Annotated[
+        bool, typer.Option("--include-superseded", help="also versions a newer one replaced")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the raw answer")] = False,
     expand: Annotated[
         bool, typer.Option("--expand", help="with --json: each hit's whole article")
@@ -391,9 +326,16 @@ def search(
     body: dict[str, Any] = {"query": query, "mode": mode, "top_k": top_k}
     if collection:
         body["collection"] = collection
+    meta = parse_metadata(metadata)
+    if meta:
+        body["metadata"] = meta
+    if document:
+        body["document_ids"] = document
+    if include_superseded:
+        body["include_superseded"] = True
     if expand:
         body["expand"] = "article"
-    answer = _call(api_client(api_url, api_key).search(body))
+    answer = call_api(api_client(api_url, api_key).search(body))
     if as_json:
         out.print_json(data=answer)
         return
@@ -423,7 +365,7 @@ def retry(
     if not failed:
         console.print("nothing to do: pass --failed to retry every FAILED job")
         raise typer.Exit(2)
-    retried, errors = _call(api_client(api_url, api_key).retry_failed())
+    retried, errors = call_api(api_client(api_url, api_key).retry_failed())
     for error in errors:
         console.print(f"[red]{error}[/]")
     console.print(f"queued again: {retried}")
