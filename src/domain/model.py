@@ -63,6 +63,18 @@ ALLOWED_TRANSITIONS: Mapping[IngestionStatus, frozenset[IngestionStatus]] = {
 CANCELLED_PREFIX = "cancelled"
 
 
+class FailureKind(enum.StrEnum):
+    """Why a FAILED job failed, which says whether retrying it can help."""
+
+    DOCUMENT = "document"  # the document itself: corrupt, unsafe, no text; retrying cannot help
+    GAVE_UP = "gave_up"  # transient errors used up the attempts; a retry may well work
+    CANCELLED = "cancelled"  # someone stopped it on purpose
+
+    @property
+    def retryable(self) -> bool:
+        return self is FailureKind.GAVE_UP
+
+
 class Stage(enum.StrEnum):
     """Where a job is (or was, when it failed) in the pipeline."""
 
@@ -80,9 +92,45 @@ class DocumentType(enum.StrEnum):
 
     PDF = "application/pdf"
     DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    DOC = "application/msword"
+    RTF = "application/rtf"
+    ODT = "application/vnd.oasis.opendocument.text"
+    ODS = "application/vnd.oasis.opendocument.spreadsheet"
+    ODP = "application/vnd.oasis.opendocument.presentation"
+    XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+    CSV = "text/csv"
     HTML = "text/html"
     MARKDOWN = "text/markdown"
     TEXT = "text/plain"
+    PNG = "image/png"
+    JPEG = "image/jpeg"
+    TIFF = "image/tiff"
+
+    @property
+    def label(self) -> str:
+        """How people call it: 'PDF', 'Word (DOCX)', 'OpenDocument text (ODT)'."""
+        return _TYPE_LABELS[self]
+
+
+_TYPE_LABELS = {
+    DocumentType.PDF: "PDF",
+    DocumentType.DOCX: "Word (DOCX)",
+    DocumentType.DOC: "legacy Word (DOC)",
+    DocumentType.RTF: "RTF",
+    DocumentType.ODT: "OpenDocument text (ODT)",
+    DocumentType.ODS: "OpenDocument spreadsheet (ODS)",
+    DocumentType.ODP: "OpenDocument presentation (ODP)",
+    DocumentType.XLSX: "Excel (XLSX)",
+    DocumentType.PPTX: "PowerPoint (PPTX)",
+    DocumentType.CSV: "CSV",
+    DocumentType.HTML: "HTML",
+    DocumentType.MARKDOWN: "Markdown",
+    DocumentType.TEXT: "plain text",
+    DocumentType.PNG: "PNG image",
+    DocumentType.JPEG: "JPEG image",
+    DocumentType.TIFF: "TIFF image",
+}
 
 
 @dataclass
@@ -151,6 +199,7 @@ class IngestionJob:
     last_error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    failure_kind: FailureKind | None = None  # set when FAILED
 
     @classmethod
     def new(cls, document_id: uuid.UUID, now: datetime, max_attempts: int) -> IngestionJob:
@@ -201,6 +250,7 @@ class IngestionJob:
 
     def complete(self, now: datetime) -> None:
         self._move(IngestionStatus.COMPLETED, now)
+        self.failure_kind = None
         self.stage = Stage.DONE
         self._release()
         self.last_error = None
@@ -230,6 +280,7 @@ class IngestionJob:
         self._move(IngestionStatus.FAILED, now)
         if transient:
             reason = f"gave up after {self.attempts} attempts: {reason}"
+        self.failure_kind = FailureKind.GAVE_UP if transient else FailureKind.DOCUMENT
         self.last_error = f"{self.stage}: {reason}"
         self._release()
         self.next_attempt_at = None
@@ -243,6 +294,7 @@ class IngestionJob:
             raise InvalidTransition(self.status, IngestionStatus.FAILED)
         stage = self.stage
         self._move(IngestionStatus.FAILED, now)
+        self.failure_kind = FailureKind.CANCELLED
         self.last_error = f"{CANCELLED_PREFIX} at {stage} {who}"
         self._release()
         self.next_attempt_at = None
@@ -250,9 +302,7 @@ class IngestionJob:
 
     @property
     def cancelled(self) -> bool:
-        return self.status is IngestionStatus.FAILED and (self.last_error or "").startswith(
-            CANCELLED_PREFIX
-        )
+        return self.status is IngestionStatus.FAILED and self.failure_kind is FailureKind.CANCELLED
 
     def expire_lease(self, now: datetime) -> None:
         """The worker holding the job vanished: hand it back, or fail it if out of attempts."""
@@ -263,6 +313,7 @@ class IngestionJob:
         reason = f"lease expired during {self.stage} (worker {self.locked_by} lost)"
         if self.attempts >= self.max_attempts:
             self._move(IngestionStatus.FAILED, now)
+            self.failure_kind = FailureKind.GAVE_UP
             self.last_error = f"gave up after {self.attempts} attempts: {reason}"
             self.finished_at = now
             self.next_attempt_at = None
@@ -275,6 +326,7 @@ class IngestionJob:
     def requeue(self, now: datetime, *, reset_attempts: bool = True) -> None:
         """Reprocess a finished job (manual retry of a FAILED one, or a COMPLETED one)."""
         self._move(IngestionStatus.PENDING, now)
+        self.failure_kind = None
         if reset_attempts:
             self.attempts = 0
         self.stage = Stage.QUEUED

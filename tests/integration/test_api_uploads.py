@@ -128,10 +128,10 @@ class TestRefusals:
                 "Content-Type text/html",
             ),
             (
-                {"file": ("img.png", b"\x89PNG\r\n\x1a\n....", "image/png")},
+                {"file": ("img.gif", b"GIF89a....", "image/gif")},
                 415,
                 "unsupported_media_type",
-                "PNG image",
+                "a GIF image, which is not accepted; accepted: PDF",
             ),
             ({"file": ("vazio.txt", b"", "text/plain")}, 422, "empty_document", "empty"),
             ({"other": ("a.txt", b"x", "text/plain")}, 422, "invalid_input", "'file' part"),

@@ -163,7 +163,7 @@ async def test_list_show_search_filters_cancel_and_delete(
     assert again.returncode == 1 and "404" in again.stderr
 
 
-async def test_retry_failed_requeues_faults_but_not_cancelled_documents(
+async def test_retry_failed_names_permanent_failures_and_retries_none_of_them(
     platform: str, keys: dict[str, str], clean_db: AsyncEngine
 ) -> None:
     key = keys["admin"]
@@ -179,7 +179,16 @@ async def test_retry_failed_requeues_faults_but_not_cancelled_documents(
             if doc["status"] == "FAILED":
                 break
             await asyncio.sleep(0.1)
-    assert doc["status"] == "FAILED" and "cancelled" not in doc["last_error"]
+    assert doc["status"] == "FAILED" and doc["job"]["failure_kind"] == "document"
     retried = cli(platform, key, "retry", "--failed")
     assert retried.returncode == 0, retried.stderr
-    assert "queued again: 1" in retried.stderr  # the fault, not the cancel
+    # the empty text is the document's own fault, the cancel a decision: neither retried
+    assert "queued again: 0; permanent, not retried: 2" in retried.stderr
+    assert "document" in retried.stdout and "cancelled" in retried.stdout
+    async with clean_db.connect() as conn:
+        statuses = (
+            (await conn.execute(text("SELECT DISTINCT status FROM ai.ingestion_queue")))
+            .scalars()
+            .all()
+        )
+    assert statuses == ["FAILED"]

@@ -63,7 +63,7 @@ class TestFormats:
         assert headings == [("Portaria nº 123 - Teletrabalho", 1), ("Da adesão", 2)]
         assert any(t.startswith("Parágrafo único.") for t in texts(doc))
 
-    def test_docx_tables_become_rows_of_cells(self) -> None:
+    def test_docx_tables_become_rows_indexed_with_their_column_headers(self) -> None:
         from docx import Document
 
         d = Document()
@@ -74,7 +74,7 @@ class TestFormats:
         d.save(buf)
         doc = extract(buf.getvalue(), DocumentType.DOCX, LIMITS)
         rows = [b.text for b in doc.blocks if b.kind is BlockKind.TABLE]
-        assert rows == ["Licença | Prazo", "Capacitação | 90 dias"]
+        assert rows == ["Licença: Capacitação | Prazo: 90 dias"]
 
     def test_html_drops_scripts_styles_and_navigation(self) -> None:
         doc = extract(manual_html(), DocumentType.HTML, LIMITS)

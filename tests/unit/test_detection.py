@@ -82,7 +82,7 @@ class TestSpoofing:
     @pytest.mark.parametrize(
         ("data", "what"),
         [
-            (b"\x89PNG\r\n\x1a\n0000", "PNG"),
+            (b"GIF89a0000", "GIF"),
             (b"MZ\x90\x00", "executable"),
             (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "legacy Office"),
             (b"\x00\x01\x02\x03binary", "binary data"),
@@ -93,8 +93,14 @@ class TestSpoofing:
             detect(data, None, None)
 
     def test_a_zip_that_is_not_docx_is_refused(self) -> None:
-        with pytest.raises(UnsupportedDocumentType, match="not a Word"):
+        with pytest.raises(UnsupportedDocumentType, match="not an Office or OpenDocument"):
             detect(make_zip(), "x.docx", None)
+
+    def test_a_refusal_lists_what_is_accepted(self) -> None:
+        with pytest.raises(UnsupportedDocumentType, match=r"accepted: PDF, Word \(DOCX, DOC\)"):
+            detect(b"MZ\x90\x00", "x.bin", None)
+        with pytest.raises(UnsupportedDocumentType, match=r"legacy Excel \(XLS\)"):
+            detect(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + "Workbook".encode("utf-16-le"), None, None)
 
     def test_a_corrupted_zip_is_refused_with_a_reason(self) -> None:
         with pytest.raises(UnsupportedDocumentType, match="unreadable"):
@@ -127,3 +133,75 @@ class TestFilenames:
         name = sanitize_filename("é" * 400 + ".pdf")
         assert len(name.encode()) <= 255
         assert name.endswith(".pdf")
+
+
+def zip_with(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, body in members.items():
+            zf.writestr(name, body)
+    return buf.getvalue()
+
+
+class TestFormats:
+    @pytest.mark.parametrize(
+        ("data", "name", "kind"),
+        [
+            (
+                zip_with({"[Content_Types].xml": b"<x/>", "xl/workbook.xml": b"<x/>"}),
+                "a.xlsx",
+                DocumentType.XLSX,
+            ),
+            (
+                zip_with({"[Content_Types].xml": b"<x/>", "ppt/presentation.xml": b"<x/>"}),
+                "a.pptx",
+                DocumentType.PPTX,
+            ),
+            (
+                zip_with(
+                    {"mimetype": b"application/vnd.oasis.opendocument.text", "content.xml": b"<x/>"}
+                ),
+                "a.odt",
+                DocumentType.ODT,
+            ),
+            (
+                zip_with({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet"}),
+                "a.ods",
+                DocumentType.ODS,
+            ),
+            (
+                zip_with({"mimetype": b"application/vnd.oasis.opendocument.presentation"}),
+                None,
+                DocumentType.ODP,
+            ),
+            (
+                b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+                + b"\x00" * 64
+                + "WordDocument".encode("utf-16-le"),
+                "a.doc",
+                DocumentType.DOC,
+            ),
+            (b"{\\rtf1\\ansi Ol\\'e1}", "a.rtf", DocumentType.RTF),
+            (b"\x89PNG\r\n\x1a\n0000", "scan.png", DocumentType.PNG),
+            (b"\xff\xd8\xff\xe0", "scan.jpg", DocumentType.JPEG),
+            (b"II*\x00\x08\x00", "scan.tif", DocumentType.TIFF),
+            (b"uf;valor\nAC;900,00\n", "valores.csv", DocumentType.CSV),
+        ],
+    )
+    def test_each_format_is_known_by_its_content(
+        self, data: bytes, name: str | None, kind: DocumentType
+    ) -> None:
+        assert detect(data, name, None).document_type is kind
+
+    def test_an_odt_named_docx_is_refused_as_what_it_is(self) -> None:
+        odt = zip_with({"mimetype": b"application/vnd.oasis.opendocument.text"})
+        with pytest.raises(UnsupportedDocumentType, match=r"OpenDocument text \(ODT\)"):
+            detect(odt, "x.docx", None)
+
+    def test_text_that_mentions_the_pdf_marker_is_text(self) -> None:
+        md = b"# Guia\n\nArquivos gerados como %PDF-1.7 devem ser enviados em PDF.\n"
+        assert detect(md, "guia.md", None).document_type is DocumentType.MARKDOWN
+        assert detect(b"\x00\x01junk%PDF-1.7\n", "x.pdf", None).document_type is DocumentType.PDF

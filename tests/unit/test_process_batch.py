@@ -20,7 +20,7 @@ from application.use_cases.process_batch import (
     ProcessingSettings,
 )
 from domain.errors import CorruptDocument, EmbeddingUnavailable
-from domain.model import DocumentType, ExtractedDocument, IngestionStatus, RetryPolicy
+from domain.model import DocumentType, ExtractedDocument, FailureKind, IngestionStatus, RetryPolicy
 from tests.unit.fakes import (
     FakeChunker,
     FakeClock,
@@ -134,7 +134,8 @@ async def test_a_document_with_no_text_fails_with_a_clear_reason() -> None:
     await make_handler(store, clock)(ProcessBatch(10, "w1"))
     job = next(iter(store.jobs.values()))
     assert job.status is IngestionStatus.FAILED
-    assert "no text could be extracted" in (job.last_error or "")
+    assert "holds no text to index" in (job.last_error or "")
+    assert job.failure_kind is FailureKind.DOCUMENT  # permanent: the document's own
 
 
 async def test_a_worker_that_lost_its_lease_writes_nothing() -> None:

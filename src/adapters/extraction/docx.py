@@ -7,60 +7,20 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-import zlib
 
-from domain.errors import CorruptDocument, UnsafeDocument
+from domain.errors import CorruptDocument
 from domain.model import Block, BlockKind, ExtractedDocument
 
+from .containers import check_zip_container
 from .limits import ParseLimits
 from .normalize import clean, merge_blocks, one_line, text_to_blocks
+from .tables import Table as Grid
 
 _XML_PARTS = re.compile(r"^(word/.*\.xml|\[Content_Types\]\.xml|docProps/.*\.xml|_rels/.*)$")
 
 
 def check_docx_container(data: bytes, limits: ParseLimits) -> None:
-    """Refuse zip bombs by the declared sizes and ratios, before inflating anything,
-    then refuse XML parts that declare a DTD or entities."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
-        raise CorruptDocument(f"the DOCX is not a readable ZIP container: {exc}") from exc
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > limits.max_zip_entries:
-            raise UnsafeDocument(
-                f"the DOCX holds {len(infos)} files; the limit is {limits.max_zip_entries}"
-            )
-        declared = sum(i.file_size for i in infos)
-        if declared > limits.max_unzipped_bytes:
-            raise UnsafeDocument(
-                f"the DOCX declares {declared // (1 << 20)} MB uncompressed; the limit is "
-                f"{limits.max_unzipped_bytes // (1 << 20)} MB (a zip bomb)"
-            )
-        for info in infos:
-            if info.file_size > (1 << 20) and info.file_size > limits.max_zip_ratio * max(
-                1, info.compress_size
-            ):
-                raise UnsafeDocument(
-                    f"{info.filename} inflates {info.file_size // max(1, info.compress_size)}:1 "
-                    "(a zip bomb)"
-                )
-        for info in infos:
-            if not _XML_PARTS.match(info.filename):
-                continue
-            try:
-                with zf.open(info) as part:
-                    body = part.read(info.file_size + 1)
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
-                raise CorruptDocument(f"{info.filename} is damaged: {exc}") from exc
-            if len(body) > info.file_size:
-                raise UnsafeDocument(f"{info.filename} is larger than its ZIP entry declares")
-            head = body[:4096]
-            if b"<!DOCTYPE" in head or b"<!ENTITY" in body:
-                raise UnsafeDocument(
-                    f"{info.filename} declares a DTD or XML entities, which Word never writes "
-                    "(entity expansion / XXE attempt)"
-                )
+    check_zip_container(data, limits, _XML_PARTS, "DOCX")
 
 
 _HEADING_STYLE = re.compile(r"^(?:heading|t[íi]tulo|titulo)\s*(\d)?$", re.IGNORECASE)
@@ -111,16 +71,15 @@ def extract_docx(data: bytes, limits: ParseLimits) -> ExtractedDocument:
                         for p in cell.paragraphs:
                             paragraph(p)
                 continue
+            table = Grid()
             for row in item.rows:
                 cells: list[str] = []
                 for cell in row.cells:
                     parts = [docx_paragraph_text(p._p) for p in cell.paragraphs]
                     struck += sum(n for _, n in parts)
-                    value = one_line(" ".join(t for t, _ in parts))
-                    if value and (not cells or cells[-1] != value):  # merged cells repeat
-                        cells.append(value)
-                if cells:
-                    blocks.append(Block(BlockKind.TABLE, " | ".join(cells)))
+                    cells.append(" ".join(t for t, _ in parts))
+                table.add(cells, header=_repeats_as_header(row._tr))
+            blocks.extend(table.blocks())
     title = one_line(doc.core_properties.title or "") or None
     return ExtractedDocument(
         blocks=merge_blocks(blocks), title=title, report={"struck_chars": struck}
@@ -128,6 +87,17 @@ def extract_docx(data: bytes, limits: ParseLimits) -> ExtractedDocument:
 
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def _repeats_as_header(tr: object) -> bool:
+    """w:tblHeader: Word's 'repeat as header row at the top of each page'."""
+    trpr = tr.find(f"{_W}trPr")  # type: ignore[attr-defined]
+    if trpr is None:
+        return False
+    el = trpr.find(f"{_W}tblHeader")
+    return el is not None and el.get(f"{_W}val", "true").lower() not in _OFF
+
+
 _OFF = frozenset({"0", "false", "off", "none"})
 # planalto marks the ordinal of "1º" with a struck run; such a run is not revoked text
 _ORDINAL_ONLY = re.compile(r"^[\sºª°o.]*$")

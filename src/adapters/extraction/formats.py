@@ -1,7 +1,8 @@
-"""Extractors per format, one module per family (pdf, docx, html, markdown, text). They
-run inside the sandbox process (see sandbox.py), under its time and memory limits, and
-check the dangerous things first: page counts, decompression bombs in PDF streams and
-DOCX zips, DTDs/entities in XML. Every format then goes through the same legal pass.
+"""Extractors per format, one module per family (pdf, docx, odf, office, legacy, images,
+html, markdown, text; OCR and tables shared). They run inside the sandbox process (see
+sandbox.py), under its time and memory limits, and check the dangerous things first:
+page counts, decompression bombs in PDF streams, ZIP containers and images,
+DTDs/entities in XML. Every format then goes through the same legal pass.
 """
 
 from __future__ import annotations
@@ -11,11 +12,18 @@ from domain.model import DocumentType, ExtractedDocument
 
 from .docx import extract_docx
 from .html import extract_html
+from .images import extract_image
+from .legacy import extract_doc, extract_rtf
 from .limits import ParseLimits
 from .markdown import extract_markdown
 from .normalize import merge_blocks, text_to_blocks
+from .odf import extract_odf
+from .office import extract_csv, extract_pptx, extract_xlsx
 from .pdf import extract_pdf
 from .text import decode_text
+
+_ODF = (DocumentType.ODT, DocumentType.ODS, DocumentType.ODP)
+_IMAGES = (DocumentType.PNG, DocumentType.JPEG, DocumentType.TIFF)
 
 __all__ = ["ParseLimits", "decode_text", "extract", "extract_format"]
 
@@ -31,6 +39,20 @@ def extract_format(data: bytes, doc_type: DocumentType, limits: ParseLimits) -> 
         return extract_pdf(data, limits)
     if doc_type is DocumentType.DOCX:
         return extract_docx(data, limits)
+    if doc_type in _ODF:
+        return extract_odf(data, doc_type, limits)
+    if doc_type is DocumentType.XLSX:
+        return extract_xlsx(data, limits)
+    if doc_type is DocumentType.PPTX:
+        return extract_pptx(data, limits)
+    if doc_type is DocumentType.DOC:
+        return extract_doc(data)
+    if doc_type is DocumentType.RTF:
+        return extract_rtf(data)
+    if doc_type in _IMAGES:
+        return extract_image(data, limits)
+    if doc_type is DocumentType.CSV:
+        return extract_csv(decode_text(data), limits)
     if doc_type is DocumentType.HTML:
         return extract_html(decode_text(data))
     if doc_type is DocumentType.MARKDOWN:

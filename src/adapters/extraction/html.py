@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import re
 
+from domain.errors import NoTextFound
 from domain.model import Block, BlockKind, ExtractedDocument
 
 from .normalize import merge_blocks, one_line, text_to_blocks
+from .tables import Table
 
 _SKIP = frozenset(
     {
@@ -100,9 +102,33 @@ def extract_html(html: str) -> ExtractedDocument:
                     struck += len((node.text(deep=True) or "").strip())
                     node.decompose()
         _walk_html(root, blocks)
+        images = len(root.css("img"))
+        if images and not merge_blocks(blocks):
+            raise NoTextFound(
+                f"the HTML page holds no text, only {images} image(s); images inside web "
+                "pages are not read by OCR (upload the image itself)"
+            )
     return ExtractedDocument(
         blocks=merge_blocks(blocks), title=title or None, report={"struck_chars": struck}
     )
+
+
+def _is_data_table(table: object) -> bool:
+    """A grid of data (two rows or more, two columns or more, no table inside), not a
+    layout table around paragraphs (planalto's banner, boxed ementas)."""
+    if table.css_first("table table") is not None or table.css_first("td table") is not None:  # type: ignore[attr-defined]
+        return False
+    rows = table.css("tr")  # type: ignore[attr-defined]
+    return len(rows) >= 2 and max(len(r.css("td,th")) for r in rows) >= 2
+
+
+def _data_table(table: object) -> list[Block]:
+    grid = Table()
+    for tr in table.css("tr"):  # type: ignore[attr-defined]
+        cells = tr.css("td,th")
+        header = bool(cells) and all(c.tag == "th" for c in cells)
+        grid.add([c.text(deep=True, separator=" ") or "" for c in cells], header=header)
+    return grid.blocks()
 
 
 def _walk_html(node: object, blocks: list[Block]) -> None:
@@ -134,6 +160,9 @@ def _walk_html(node: object, blocks: list[Block]) -> None:
             text = one_line(child.text(deep=True, separator=" ") or "")
             if text:
                 blocks.append(Block(_LEAVES[tag], text))
+        elif tag == "table" and _is_data_table(child):
+            flush()
+            blocks.extend(_data_table(child))
         elif tag == "tr":
             flush()
             cells = [one_line(c.text(deep=True, separator=" ") or "") for c in child.css("td,th")]

@@ -11,3 +11,8 @@ class ParseLimits:
     max_unzipped_bytes: int = 200 * 1024 * 1024
     max_zip_ratio: float = 200.0
     max_zip_entries: int = 5000
+    # an image (or a page of one) past this many pixels is a decompression bomb:
+    # 80 Mpx is an A0 sheet at 300 dpi, far above any scanned page
+    max_image_pixels: int = 80_000_000
+    # cells of a spreadsheet read at most (rows x columns that hold something)
+    max_cells: int = 2_000_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 from domain.model import Block, BlockKind, ExtractedDocument
 
 from .normalize import clean, merge_blocks, one_line, text_to_blocks
+from .tables import Table
 
 
 def extract_markdown(text: str) -> ExtractedDocument:
@@ -16,6 +17,8 @@ def extract_markdown(text: str) -> ExtractedDocument:
     kind_stack: list[BlockKind] = []
     heading_level: int | None = None
     row: list[str] = []
+    grid = Table()
+    in_head = False
     prev_type = ""
     for tok in tokens:
         in_cell, prev_type = prev_type in ("td_open", "th_open"), tok.type
@@ -27,23 +30,30 @@ def extract_markdown(text: str) -> ExtractedDocument:
             kind_stack.append(BlockKind.LIST_ITEM)
         elif tok.type == "list_item_close":
             kind_stack.pop()
+        elif tok.type == "table_open":
+            grid = Table()
+        elif tok.type in ("thead_open", "thead_close"):
+            in_head = tok.type == "thead_open"
         elif tok.type == "tr_open":
             row = []
         elif tok.type == "tr_close":
-            if row:
-                blocks.append(Block(BlockKind.TABLE, " | ".join(row)))
+            grid.add(row, header=in_head)
+        elif tok.type == "table_close":
+            blocks.extend(grid.blocks())
+            grid = Table()
         elif tok.type in ("fence", "code_block"):
             code = clean(tok.content)
             if code:
                 blocks.append(Block(BlockKind.CODE, code))
         elif tok.type == "inline":
             content = one_line(_inline_text(tok))
+            if in_cell:  # empty cells too: columns stay aligned with their headers
+                row.append(content)
+                continue
             if not content:
                 continue
             if heading_level is not None:
                 blocks.append(Block(BlockKind.HEADING, content, level=heading_level))
-            elif in_cell:
-                row.append(content)
             elif kind_stack:
                 blocks.append(Block(BlockKind.LIST_ITEM, content))
             else:

@@ -6,7 +6,10 @@ waits for each answer with a wall-clock deadline; a child that overruns is kille
 replaced, so a poison document fails alone with a reason and the worker goes on.
 
 The protocol is length-prefixed JSON both ways (never pickle: the child handles
-hostile input, the parent must not execute what it sends back). The implementation
+hostile input, the parent must not execute what it sends back). While it works the
+child may send progress messages (one per OCR'd page): the parent logs them, and each
+one moves the deadline to a full timeout from then, so a 40-page scan is not cut at
+the one-document limit while a stuck page still is. The implementation
 is blocking and event-loop independent (called through a thread), because each
 Celery task runs its own event loop.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import resource
 import selectors
@@ -32,6 +36,7 @@ from typing import Any
 import orjson
 
 from adapters.extraction.formats import ParseLimits, extract
+from adapters.extraction.ocr import set_progress_hook
 from domain.errors import (
     CorruptDocument,
     ExtractionLimitExceeded,
@@ -43,11 +48,14 @@ from domain.errors import (
 from domain.legal import NormIdentity
 from domain.model import Block, BlockKind, DocumentType, ExtractedDocument
 
+log = logging.getLogger(__name__)
+
 _ERRORS: dict[str, type[ProcessingError]] = {
     "CorruptDocument": CorruptDocument,
     "UnsafeDocument": UnsafeDocument,
     "NoTextFound": NoTextFound,
     "ExtractionLimitExceeded": ExtractionLimitExceeded,
+    "TransientError": TransientError,
 }
 
 
@@ -136,7 +144,15 @@ class SandboxedExtractor:
                     if need == 4:
                         need = 4 + struct.unpack(">I", bytes(buf[:4]))[0]
                         continue
-                    return dict(orjson.loads(bytes(buf[4:need])))
+                    message = dict(orjson.loads(bytes(buf[4:need])))
+                    del buf[:need]
+                    need = 4
+                    if "progress" not in message:
+                        return message
+                    done, total = message["progress"]
+                    log.info("OCR: page %s of %s read", done, total)
+                    deadline = max(deadline, time.monotonic() + self.limits.timeout_s)
+                    continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not sel.select(remaining):
                     self._kill()
@@ -213,15 +229,24 @@ def _preload_parsers() -> None:
     """Import every parser before the memory limit applies: the baseline is then fixed
     and an import can never be what runs out of memory."""
     import charset_normalizer  # noqa: F401
+    import defusedxml.ElementTree  # noqa: F401
     import docx  # noqa: F401
     import markdown_it  # noqa: F401
+    import openpyxl  # noqa: F401
+    import pdfplumber  # noqa: F401
+    import PIL.Image  # noqa: F401
+    import pptx  # noqa: F401
     import pypdfium2  # noqa: F401
     import selectolax.lexbor  # noqa: F401
+    import striprtf.striprtf  # noqa: F401
 
 
 def _serve() -> None:  # pragma: no cover - exercised through the parent in tests
     config = orjson.loads(os.environ.get("COGEP_SANDBOX_CONFIG", "{}"))
     limit = int(config.get("memory_mb", 1024)) * 1024 * 1024
+    # no parser needs numpy; openpyxl would import it if it could, and OpenBLAS's
+    # buffers alone are ~130 MB of the address space the limit counts
+    sys.modules["numpy"] = None  # type: ignore[assignment]
     _preload_parsers()
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     with contextlib.suppress(ValueError, OSError):
@@ -232,6 +257,13 @@ def _serve() -> None:  # pragma: no cover - exercised through the parent in test
     sys.stdout = sys.stderr  # stray prints from libraries must not corrupt the protocol
     # freed when memory runs out, so that the answer can still be written
     reserve: bytearray | None = bytearray(8 << 20)
+
+    def progress(done: int, total: int) -> None:
+        body = orjson.dumps({"progress": [done, total]})
+        stdout.write(struct.pack(">I", len(body)) + body)
+        stdout.flush()
+
+    set_progress_hook(progress)
     while True:
         head = stdin.read(8)
         if len(head) < 8:

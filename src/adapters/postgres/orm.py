@@ -162,6 +162,9 @@ class IngestionJobRow(Base):
     locked_until: Mapped[datetime | None] = mapped_column(_tz())
     next_attempt_at: Mapped[datetime | None] = mapped_column(_tz())
     last_error: Mapped[str | None] = mapped_column(Text)
+    # FAILED only: document (retrying cannot help), gave_up (transient, attempts used up),
+    # cancelled (domain.model.FailureKind)
+    failure_kind: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(_tz())

@@ -19,7 +19,14 @@ from adapters.postgres.orm import (
     KeywordStatsRow,
     KeywordTermRow,
 )
-from domain.model import Document, DocumentType, IngestionJob, IngestionStatus, Stage
+from domain.model import (
+    Document,
+    DocumentType,
+    FailureKind,
+    IngestionJob,
+    IngestionStatus,
+    Stage,
+)
 from domain.versions import KeyOrigin
 
 documents = cast(Table, DocumentRow.__table__)
@@ -75,6 +82,7 @@ def job_from_row(row: Row[Any] | Mapping[Any, Any], prefix: str = "") -> Ingesti
         updated_at=m[prefix + "updated_at"],
         started_at=m[prefix + "started_at"],
         finished_at=m[prefix + "finished_at"],
+        failure_kind=FailureKind(kind) if (kind := m[prefix + "failure_kind"]) else None,
     )
 
 
@@ -93,6 +101,7 @@ def job_values(job: IngestionJob) -> dict[str, Any]:
         "updated_at": job.updated_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "failure_kind": job.failure_kind.value if job.failure_kind else None,
     }
 
 

@@ -203,8 +203,7 @@ class ProcessBatchHandler:
                     report.add_time("chunk", time.perf_counter() - t2)
                     if not drafts:
                         raise NoTextFound(
-                            "no text could be extracted (a scanned PDF needs OCR, "
-                            "which is not supported)"
+                            "the document holds no text to index (it is empty or only whitespace)"
                         )
                 except Exception as exc:  # one bad document never fails the batch
                     await self._fail(claim, exc, Stage.EXTRACTING, report)

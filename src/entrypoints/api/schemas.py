@@ -37,6 +37,11 @@ class JobOut(BaseModel):
     attempts: int
     max_attempts: int
     last_error: str | None
+    failure_kind: str | None = Field(
+        description="FAILED only: document (the document itself; retrying cannot help), "
+        "gave_up (transient errors used up the attempts; a retry may work), cancelled"
+    )
+    retryable: bool = Field(description="FAILED and worth a retry (failure_kind gave_up)")
     next_attempt_at: datetime | None
     locked_by: str | None
     locked_until: datetime | None
@@ -55,6 +60,8 @@ class JobOut(BaseModel):
             attempts=job.attempts,
             max_attempts=job.max_attempts,
             last_error=job.last_error,
+            failure_kind=job.failure_kind.value if job.failure_kind else None,
+            retryable=bool(job.failure_kind and job.failure_kind.retryable),
             next_attempt_at=job.next_attempt_at,
             locked_by=job.locked_by,
             locked_until=job.locked_until,

@@ -178,21 +178,22 @@ class ApiClient:
                 self._check(await c.patch(f"/v1/documents/{document_id}", json={"metadata": patch}))
             )
 
-    async def retry_failed(self) -> tuple[int, list[str]]:
-        """Queue every FAILED job again, except cancelled ones (a cancel was a decision,
-        not a fault; `POST /v1/jobs/{id}/retry` still undoes one on purpose)."""
-        ids = [
-            job["id"]
-            async for job in self.jobs("FAILED")
-            if not (job.get("last_error") or "").startswith("cancelled")
-        ]
+    async def retry_failed(self) -> tuple[int, list[str], list[dict[str, Any]]]:
+        """Queue again every FAILED job a retry can help (transient errors that used up
+        their attempts). Returns (queued, errors, permanent): permanent failures are the
+        document's own (no text, corrupt, unsafe) and cancelled jobs; they are listed,
+        not retried (`POST /v1/jobs/{id}/retry` still retries one on purpose)."""
+        ids: list[str] = []
+        permanent: list[dict[str, Any]] = []
+        async for job in self.jobs("FAILED"):
+            (ids.append(job["id"]) if job.get("retryable") else permanent.append(job))
         errors: list[str] = []
         async with self.http() as c:
             for job_id in ids:
                 response = await c.post(f"/v1/jobs/{job_id}/retry")
                 if response.status_code >= 400:
                     errors.append(f"{job_id}: {_detail(response)}")
-        return len(ids) - len(errors), errors
+        return len(ids) - len(errors), errors, permanent
 
     # -- ingest ----------------------------------------------------------------------------
 

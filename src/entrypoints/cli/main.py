@@ -361,14 +361,25 @@ def retry(
     api_url: ApiUrl = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
-    """Queue FAILED jobs again (needs an admin key)."""
+    """Queue FAILED jobs again where a retry can help (needs an admin key); failures of
+    the document itself and cancelled jobs are listed as permanent, not retried."""
     if not failed:
         console.print("nothing to do: pass --failed to retry every FAILED job")
         raise typer.Exit(2)
-    retried, errors = call_api(api_client(api_url, api_key).retry_failed())
+    retried, errors, permanent = call_api(api_client(api_url, api_key).retry_failed())
+    if permanent:
+        table = Table("job", "document", "why", "failure", title="not retried: permanent")
+        for job in permanent:
+            table.add_row(
+                job["id"],
+                job["document_id"],
+                job.get("failure_kind") or "",
+                job["last_error"] or "",
+            )
+        out.print(table)
     for error in errors:
         console.print(f"[red]{error}[/]")
-    console.print(f"queued again: {retried}")
+    console.print(f"queued again: {retried}; permanent, not retried: {len(permanent)}")
     if errors:
         raise typer.Exit(1)
 
