@@ -9,6 +9,10 @@ ENV PYTHONUNBUFFERED=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never
 
+# OCR with the Portuguese model (scans, images) and legacy .doc reading
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-por antiword \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir "uv>=0.5,<0.14"
 
 WORKDIR /app

@@ -13,12 +13,15 @@ install:  ## create .venv from uv.lock
 	@bash scripts/bootstrap.sh
 
 run: install  ## the whole platform locally: embedded Postgres+pgvector and Redis unless URLs are set
+	@bash scripts/system-deps.sh
 	$(VENV)/cogep-ingest up
 
-test: install  ## the whole test suite (starts its own services)
+test: install  ## the whole test suite (starts its own services; installs OCR and .doc tools as root)
+	@bash scripts/system-deps.sh --required
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 test-fast: install  ## everything but the slow-marked tests
+	@bash scripts/system-deps.sh --required
 	$(VENV)/pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install  ## ruff, ruff format --check, mypy --strict, import contracts
