@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +19,7 @@ from adapters.postgres.database import create_engine, session_factory
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from application.ports import UnitOfWorkFactory
 from application.use_cases.api_keys import Authenticator
+from application.use_cases.process_batch import BatchReport, ProcessBatch
 from entrypoints.api.app import create_app
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
@@ -134,6 +135,19 @@ async def container(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[
     await c.api_doorbell().close()
     await c.engine().dispose()
     c.unwire()
+
+
+@pytest.fixture
+async def process(container: Container) -> AsyncIterator[Callable[[], Awaitable[BatchReport]]]:
+    """The worker's ProcessBatch in this process (the real sandbox, chunker, model and
+    PostgreSQL): one call claims and processes one batch."""
+    handler = container.process_batch(uow_factory=container.uow_factory())
+
+    async def run() -> BatchReport:
+        return await handler(ProcessBatch(batch_size=8, worker_id="test-worker"))
+
+    yield run
+    container.extractor().close()
 
 
 @pytest.fixture

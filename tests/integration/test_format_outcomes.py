@@ -5,7 +5,7 @@ document without text fails for good with its reason; a refusal names what it sa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,7 @@ import httpx
 import pytest
 from fpdf import FPDF
 
-from application.use_cases.process_batch import BatchReport, ProcessBatch
-from entrypoints.container import Container
+from application.use_cases.process_batch import BatchReport
 from entrypoints.settings import Settings
 from tests.integration.conftest import auth, make_settings
 from tests.integration.services import Services
@@ -27,17 +26,6 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "office"
 @pytest.fixture
 def settings(database_url: str, services: Services) -> Settings:
     return make_settings(database_url, services.redis_url, max_upload_bytes=5_000_000)
-
-
-@pytest.fixture
-async def process(container: Container) -> AsyncIterator[Process]:
-    handler = container.process_batch(uow_factory=container.uow_factory())
-
-    async def run() -> BatchReport:
-        return await handler(ProcessBatch(batch_size=8, worker_id="test-worker"))
-
-    yield run
-    container.extractor().close()
 
 
 async def upload(client: httpx.AsyncClient, key: str, name: str, data: bytes) -> dict[str, Any]:

@@ -6,16 +6,14 @@ one only once it is stored; a failure never leaves contradicting chunks current.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from application.use_cases.process_batch import BatchReport, ProcessBatch
-from entrypoints.container import Container
+from application.use_cases.process_batch import BatchReport
 from tests.integration.conftest import auth
 
 NOTA_V1 = (
@@ -31,17 +29,6 @@ NOTA_V2 = (
 QUESTION = "depois de quantos meses de exercício o servidor pode pedir teletrabalho?"
 
 Process = Callable[[], Awaitable[BatchReport]]
-
-
-@pytest.fixture
-async def process(container: Container) -> AsyncIterator[Process]:
-    handler = container.process_batch(uow_factory=container.uow_factory())
-
-    async def run() -> BatchReport:
-        return await handler(ProcessBatch(batch_size=8, worker_id="test-worker"))
-
-    yield run
-    container.extractor().close()
 
 
 async def send(
