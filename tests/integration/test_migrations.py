@@ -110,3 +110,53 @@ async def test_0003_backfills_bm25_for_chunks_stored_before_it_and_steps_down_wi
         assert await conn.fetchval("SELECT to_regclass('ai.keyword_postings')") is None
     finally:
         await conn.close()
+
+
+async def test_0004_and_0005_key_existing_documents_and_step_down_only_without_versions(
+    empty_database: str,
+) -> None:
+    assert alembic(empty_database, "upgrade", "0003").returncode == 0
+    conn = await asyncpg.connect(empty_database)
+    try:
+        ids = [
+            await conn.fetchval(
+                "INSERT INTO ai.documents (id, collection, filename, content_type, size_bytes, "
+                "sha256, chunk_count) VALUES (gen_random_uuid(), 'rh', $1, 'text/plain', 1, "
+                "$2, $3) RETURNING id",
+                name,
+                sha,
+                chunks,
+            )
+            for name, sha, chunks in (("a.txt", "a" * 64, 3), ("b.txt", "b" * 64, 0))
+        ]
+        await conn.execute(
+            "INSERT INTO ai.ingestion_queue (id, document_id, status, last_error) VALUES "
+            "(gen_random_uuid(), $1, 'FAILED', 'extracting: gave up after 3 attempts: x'), "
+            "(gen_random_uuid(), $2, 'FAILED', 'extracting: no text')",
+            *ids,
+        )
+        assert alembic(empty_database, "upgrade", "head").returncode == 0
+        rows = await conn.fetch(
+            "SELECT d.filename, d.source_key, d.key_origin, d.version, d.is_current, "
+            "d.indexed_at IS NOT NULL AS indexed, q.failure_kind FROM ai.documents d "
+            "JOIN ai.ingestion_queue q ON q.document_id = d.id ORDER BY d.filename"
+        )
+        assert [tuple(r) for r in rows] == [
+            ("a.txt", "sha256:" + "a" * 64, "content", 1, True, True, "gave_up"),
+            ("b.txt", "sha256:" + "b" * 64, "content", 1, False, False, "document"),
+        ]
+        # a second version of a.txt's content under a client key: 0003 cannot hold it
+        await conn.execute(
+            "INSERT INTO ai.documents (id, collection, filename, content_type, size_bytes, "
+            "sha256, source_key, key_origin, version) VALUES (gen_random_uuid(), 'rh', "
+            "'a2.txt', 'text/plain', 1, $1, 'pasta/a.txt', 'client', 1)",
+            "a" * 64,
+        )
+        down = alembic(empty_database, "downgrade", "0003")
+        assert down.returncode != 0 and "same content more than once" in down.stderr
+        await conn.execute("DELETE FROM ai.documents WHERE filename = 'a2.txt'")
+        down = alembic(empty_database, "downgrade", "0003")
+        assert down.returncode == 0, down.stderr
+        assert await conn.fetchval("SELECT count(*) FROM ai.documents") == 2
+    finally:
+        await conn.close()
