@@ -24,11 +24,55 @@ from bench.common import console, save, table
 from domain.model import DocumentType
 
 
+_UNITS = [
+    "Secretaria de Gestão",
+    "Coordenação de Pessoal",
+    "Divisão de Benefícios",
+    "Núcleo de Capacitação",
+    "Serviço de Perícia Médica",
+    "Gabinete do Diretor",
+    "Seção de Pagamento",
+    "Protocolo Central",
+    "Ouvidoria",
+    "Almoxarifado",
+]
+_DUTIES = [
+    "registrará a frequência mensal",
+    "encaminhará os pedidos de férias",
+    "analisará as licenças para capacitação",
+    "publicará a escala de plantão",
+    "conferirá os atestados apresentados",
+    "atualizará o cadastro funcional",
+    "informará as horas excedentes",
+    "arquivará os processos concluídos",
+]
+_TERMS = [
+    "até o quinto dia útil",
+    "no prazo de dez dias",
+    "antes do fechamento da folha",
+    "sempre que houver alteração",
+    "mediante requerimento do interessado",
+    "com ciência da chefia imediata",
+    "por meio do sistema eletrônico",
+]
+
+
 def page_text(n: int) -> list[str]:
-    """Known text for page n: the portaria with its numbers changed per page."""
-    return [
-        p.replace("431", str(400 + n)).replace("quarenta", f"{30 + n} (número)") for p in PORTARIA
-    ]
+    """Known text for page n: the portaria on the first page, then articles whose words
+    differ from page to page, as in a real document (a line that recurred at the same
+    edge of many pages would rightly be dropped as a running header or footer, and the
+    benchmark would count it as an OCR error)."""
+    if n == 0:
+        return list(PORTARIA)
+    out = []
+    for j in range(6):
+        i = 6 * n + j
+        unit = _UNITS[i % len(_UNITS)]
+        duty = _DUTIES[(i * 3) % len(_DUTIES)]
+        term = _TERMS[(i * 5) % len(_TERMS)]
+        extra = _DUTIES[(i * 5 + 1) % len(_DUTIES)]
+        out.append(f"Art. {i}º A {unit} {duty} {term}; quando couber, {extra}.")
+    return out
 
 
 def read(extractor: SandboxedExtractor, pdf: bytes, sources: list[list[str]]) -> list[float]:

@@ -140,10 +140,11 @@ class TestOfficeFormats:
 
 
 class TestScans:
+    @pytest.mark.parametrize(("dpi", "angle"), [(300, 1.2), (200, -1.5)])
     def test_a_scanned_pdf_is_read_by_ocr_within_the_error_budget(
-        self, sandbox: SandboxedExtractor
+        self, sandbox: SandboxedExtractor, dpi: int, angle: float
     ) -> None:
-        page = scanned_page(PORTARIA, dpi=300, angle=1.2, noise=0.01)
+        page = scanned_page(PORTARIA, dpi=dpi, angle=angle, noise=0.01)
         doc = read(sandbox, image_pdf([page]), "portaria-digitalizada.pdf")
         got = "\n".join(b.text for b in doc.blocks)
         cer = character_error_rate("\n".join(PORTARIA), got)
