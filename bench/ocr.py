@@ -23,7 +23,6 @@ from adapters.extraction.sandbox import SandboxedExtractor, SandboxLimits
 from bench.common import console, save, table
 from domain.model import DocumentType
 
-
 _UNITS = [
     "Secretaria de Gestão",
     "Coordenação de Pessoal",
