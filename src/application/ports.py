@@ -41,6 +41,7 @@ class DocumentFilter:
     source_key: str | None = None
     include_superseded: bool = False  # listings show current and pending versions
     ids: Sequence[uuid.UUID] = ()
+    batch: str | None = None
     limit: int = 50
     # keyset cursor: (created_at, id) of the last row of the previous page
     after: tuple[datetime, uuid.UUID] | None = None
@@ -52,6 +53,27 @@ class DocumentView:
 
     document: Document
     job: IngestionJob | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A document whose job changed, with the feed position of that change."""
+
+    view: DocumentView
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    total: int
+    by_status: Mapping[IngestionStatus, int]
+    chunks: int  # chunks of the batch's COMPLETED documents
+
+    @property
+    def finished(self) -> int:
+        return self.by_status.get(IngestionStatus.COMPLETED, 0) + self.by_status.get(
+            IngestionStatus.FAILED, 0
+        )
 
 
 class DocumentRepository(Protocol):
@@ -88,6 +110,22 @@ class DocumentRepository(Protocol):
         ...
 
     async def set_metadata(self, document_id: uuid.UUID, metadata: Mapping[str, Any]) -> None: ...
+
+    async def changes(
+        self,
+        after: tuple[datetime, uuid.UUID] | None,
+        *,
+        batch: str | None,
+        collection: str | None,
+        settle_s: float,
+        limit: int,
+    ) -> list[Change]:
+        """Documents whose job changed after the cursor, oldest change first, up to
+        `settle_s` seconds ago by the database's clock (a change is listed once its
+        transaction has surely committed, so a cursor never skips one)."""
+        ...
+
+    async def batch_summary(self, batch: str) -> BatchSummary: ...
 
     async def get_many(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Document]: ...
 

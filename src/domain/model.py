@@ -26,6 +26,22 @@ DEFAULT_COLLECTION = "default"
 _COLLECTION_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 
 
+_BATCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+
+
+def validate_batch(label: str | None) -> str | None:
+    """An ingest batch label: 1-100 letters, digits, '-', '_', '.', ':'."""
+    if label is None or label == "":
+        return None
+    if not _BATCH_RE.fullmatch(label):
+        raise InvalidInput(
+            f"batch {label[:120]!r} is not a valid label: use 1-100 letters, digits, '-', "
+            "'_', '.' or ':', starting with a letter or digit",
+            field="batch",
+        )
+    return label
+
+
 def validate_collection(name: str | None) -> str:
     """Collections are slugs: lowercase letters, digits, '-', '_' and '.', at most 100."""
     if name is None or name == "":
@@ -154,6 +170,7 @@ class Document:
     superseded_by: uuid.UUID | None = None
     superseded_at: datetime | None = None
     indexed_at: datetime | None = None
+    batch: str | None = None  # the ingest batch (a client's label) the upload came in
 
     def __post_init__(self) -> None:
         if not self.source_key:  # an upload without a key: its content is its identity

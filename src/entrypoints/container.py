@@ -36,6 +36,7 @@ from application.use_cases.process_batch import ProcessBatchHandler, ProcessingS
 from application.use_cases.search import SearchChunksHandler
 from application.use_cases.stats import GetStats
 from application.use_cases.sweep import SweepQueueHandler
+from application.use_cases.watch_documents import WatchDocumentsHandler
 from entrypoints.settings import Settings
 from entrypoints.worker.celery_app import PROCESS_BATCH, QUEUE, create_celery_app
 
@@ -147,6 +148,7 @@ class Container(containers.DeclarativeContainer):
     )
     document_lifecycle = providers.Singleton(DocumentLifecycle, queue=api_doorbell, clock=clock)
     jobs = providers.Singleton(Jobs, queue=api_doorbell, clock=clock)
+    watch_documents = providers.Singleton(WatchDocumentsHandler, uow_factory=uow_factory)
     get_stats = providers.Singleton(GetStats, clock=clock)
     api_keys = providers.Singleton(ApiKeys, uow_factory=uow_factory, clock=clock)
     authenticator = providers.Singleton(Authenticator, uow_factory=uow_factory, clock=clock)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
@@ -13,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.postgres.keyword_index import KeywordIndex
 from adapters.postgres.rows import contents, document_from_row, documents, job_from_row, jobs
-from application.ports import DocumentFilter, DocumentView
-from domain.model import Document
+from application.ports import BatchSummary, Change, DocumentFilter, DocumentView
+from domain.model import Document, IngestionStatus
 from domain.versions import KeyOrigin
 
 # The enqueue path's statements, built once: constructing Core statements with
@@ -40,6 +41,9 @@ _INSERT_CONTENT = insert(contents)
 _INSERT_JOB = insert(jobs)
 
 
+_Changes = list[Change]  # spelled out here: inside the class `list` is a method
+
+
 class SqlAlchemyDocumentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -58,6 +62,7 @@ class SqlAlchemyDocumentRepository:
             "key_origin": document.key_origin.value,
             "version": document.version,
             "is_current": document.is_current,
+            "batch": document.batch,
             "created_at": document.created_at,
             "updated_at": document.created_at,
         }
@@ -213,6 +218,8 @@ class SqlAlchemyDocumentRepository:
             stmt = stmt.where(documents.c.superseded_at.is_(None))
         if flt.ids:
             stmt = stmt.where(documents.c.id.in_(list(flt.ids)))
+        if flt.batch is not None:
+            stmt = stmt.where(documents.c.batch == flt.batch)
         if flt.after is not None:
             stmt = stmt.where(tuple_(documents.c.created_at, documents.c.id) < tuple_(*flt.after))
         stmt = stmt.order_by(documents.c.created_at.desc(), documents.c.id.desc()).limit(flt.limit)
@@ -223,5 +230,54 @@ class SqlAlchemyDocumentRepository:
             views.append(DocumentView(document_from_row(m), job))
         return views
 
+    async def changes(
+        self,
+        after: tuple[datetime, uuid.UUID] | None,
+        *,
+        batch: str | None,
+        collection: str | None,
+        settle_s: float,
+        limit: int,
+    ) -> _Changes:
+        job_cols = [c.label(f"job_{c.name}") for c in jobs.c]
+        stmt = (
+            select(documents, *job_cols)
+            .join(jobs, jobs.c.document_id == documents.c.id)
+            .where(jobs.c.changed_at <= func.clock_timestamp() - timedelta(seconds=settle_s))
+        )
+        if after is not None:
+            stmt = stmt.where(tuple_(jobs.c.changed_at, jobs.c.id) > tuple_(*after))
+        if batch is not None:
+            stmt = stmt.where(documents.c.batch == batch)
+        if collection is not None:
+            stmt = stmt.where(documents.c.collection == collection)
+        stmt = stmt.order_by(jobs.c.changed_at, jobs.c.id).limit(limit)
+        out = []
+        for row in await self.session.execute(stmt):
+            m = row._mapping
+            out.append(
+                Change(
+                    DocumentView(document_from_row(m), job_from_row(m, prefix="job_")),
+                    m["job_changed_at"],
+                )
+            )
+        return out
 
-# The seed's claim, extended with the retry schedule and a lease. One statement:
+    async def batch_summary(self, batch: str) -> BatchSummary:
+        rows = await self.session.execute(
+            select(
+                jobs.c.status,
+                func.count(),
+                func.coalesce(func.sum(documents.c.chunk_count), 0),
+            )
+            .join(jobs, jobs.c.document_id == documents.c.id)
+            .where(documents.c.batch == batch)
+            .group_by(jobs.c.status)
+        )
+        by_status: dict[IngestionStatus, int] = {}
+        chunks = 0
+        for status, n, chunk_sum in rows:
+            by_status[IngestionStatus(status)] = int(n)
+            if IngestionStatus(status) is IngestionStatus.COMPLETED:
+                chunks = int(chunk_sum)
+        return BatchSummary(sum(by_status.values()), by_status, chunks)

@@ -108,6 +108,9 @@ class DocumentRow(Base):
     superseded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     superseded_at: Mapped[datetime | None] = mapped_column(_tz())
     indexed_at: Mapped[datetime | None] = mapped_column(_tz())
+    # the ingest batch the upload belongs to (a label the client chooses: `ingest` and
+    # `sync` send one per run), so a client watches its uploads with one question
+    batch: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
 
@@ -123,6 +126,7 @@ class DocumentRow(Base):
         ),
         # deduplication of uploads without a key (same bytes, same collection)
         Index("ix_documents_collection_sha256", "collection", "sha256"),
+        Index("ix_documents_batch", "batch", postgresql_where=text("batch IS NOT NULL")),
         Index("ix_documents_created_at_id", "created_at", "id"),
         Index("ix_documents_collection_created_at_id", "collection", "created_at", "id"),
         Index("ix_documents_metadata", "metadata", postgresql_using="gin"),
@@ -165,6 +169,11 @@ class IngestionJobRow(Base):
     # FAILED only: document (retrying cannot help), gave_up (transient, attempts used up),
     # cancelled (domain.model.FailureKind)
     failure_kind: Mapped[str | None] = mapped_column(String(20))
+    # when the row last changed, by the DATABASE's clock (trigger ai.touch_changed_at,
+    # migration 0006): the change feed's cursor, immune to the workers' clock skew
+    changed_at: Mapped[datetime] = mapped_column(
+        _tz(), nullable=False, server_default=text("clock_timestamp()")
+    )
     created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(_tz())
@@ -173,6 +182,7 @@ class IngestionJobRow(Base):
     __table_args__ = (
         # serves the claim (status = PENDING ORDER BY created_at), the sweeper and listings
         Index("ix_ingestion_queue_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_ingestion_queue_changed_at_id", "changed_at", "id"),
     )
 
 

@@ -62,6 +62,7 @@ def document_from_row(row: Row[Any] | Mapping[Any, Any]) -> Document:
         superseded_by=m["superseded_by"],
         superseded_at=m["superseded_at"],
         indexed_at=m["indexed_at"],
+        batch=m["batch"],
     )
 
 

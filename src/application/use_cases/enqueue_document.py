@@ -26,7 +26,7 @@ from application.ports import Clock, IdempotencyRecord, JobQueue, UnitOfWork
 from domain.detection import detect
 from domain.errors import Conflict, DocumentTooLarge, IdempotencyKeyReused, InvalidInput
 from domain.legal import NORM_METADATA_KEYS
-from domain.model import Document, IngestionJob, validate_collection
+from domain.model import Document, IngestionJob, validate_batch, validate_collection
 from domain.versions import KeyOrigin, content_key, validate_source_key
 
 _MISSING = object()
@@ -44,6 +44,7 @@ class EnqueueDocument:
     client_id: str = "anonymous"  # the API key's id: Idempotency-Keys are per client
     idempotency_key: str | None = None
     source_key: str | None = None  # the document's identity in its collection
+    batch: str | None = None  # the client's ingest batch label (watch it as one)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class EnqueueDocumentHandler:
         collection = validate_collection(cmd.collection)
         metadata = validate_metadata(cmd.metadata, self.limits.max_metadata_bytes)
         source_key = validate_source_key(cmd.source_key)
+        batch = validate_batch(cmd.batch)
         detection = detect(cmd.data, cmd.filename, cmd.declared_type)
         sha256 = hashlib.sha256(cmd.data).hexdigest()
         now = self.clock.now()
@@ -134,6 +136,7 @@ class EnqueueDocumentHandler:
                     source_key=key,
                     key_origin=KeyOrigin.CLIENT if source_key else KeyOrigin.CONTENT,
                     version=latest.version + 1 if latest is not None else 1,
+                    batch=batch,
                 )
                 if not await uow.documents.add(document, cmd.data):  # the key lock prevents it
                     raise Conflict(f"version {document.version} of {key!r} was taken; retry")

@@ -11,12 +11,13 @@ from fastapi import FastAPI
 
 from entrypoints.api import problems
 from entrypoints.api.middleware import MetricsMiddleware
-from entrypoints.api.routes import documents, jobs, ops, search
+from entrypoints.api.routes import changes, documents, jobs, ops, search
 from entrypoints.container import Container, build_container
 from entrypoints.logging import configure_logging
 
 _WIRED = [
     "entrypoints.api.deps",
+    "entrypoints.api.routes.changes",
     "entrypoints.api.routes.documents",
     "entrypoints.api.routes.jobs",
     "entrypoints.api.routes.ops",
@@ -54,6 +55,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     problems.install(app)
     app.add_middleware(MetricsMiddleware)
     app.include_router(documents.router)
+    app.include_router(changes.router)
     app.include_router(jobs.router)
     app.include_router(search.router)
     app.include_router(ops.router)

@@ -152,6 +152,7 @@ class UploadForm:
     collection: str | None
     metadata_json: str | None
     source_key: str | None = None
+    batch: str | None = None
 
 
 async def read_upload_form(request: Request, max_bytes: int, max_field_bytes: int) -> UploadForm:
@@ -168,7 +169,7 @@ async def read_upload_form(request: Request, max_bytes: int, max_field_bytes: in
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise DocumentTooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
     limited = Request(request.scope, _LimitedReceive(request.receive, limit, max_bytes))
-    form = await limited.form(max_files=1, max_fields=5, max_part_size=max_field_bytes)
+    form = await limited.form(max_files=1, max_fields=6, max_part_size=max_field_bytes)
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -187,6 +188,7 @@ async def read_upload_form(request: Request, max_bytes: int, max_field_bytes: in
             collection=_text_field(form.get("collection"), "collection"),
             metadata_json=_text_field(form.get("metadata"), "metadata"),
             source_key=_text_field(form.get("source_key"), "source_key"),
+            batch=_text_field(form.get("batch"), "batch"),
         )
     finally:
         await form.close()

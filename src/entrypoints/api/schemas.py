@@ -96,6 +96,7 @@ class DocumentOut(BaseModel):
     current: bool = Field(description="this version answers searches")
     superseded_by: uuid.UUID | None = Field(description="the version that replaced this one")
     superseded_at: datetime | None
+    batch: str | None = Field(description="the ingest batch the upload came in")
     indexed_at: datetime | None = Field(
         description="when the chunk set searches see was stored (it stays when a "
         "later reprocess fails or is cancelled)"
@@ -131,6 +132,7 @@ class DocumentOut(BaseModel):
             superseded_by=d.superseded_by,
             superseded_at=d.superseded_at,
             indexed_at=d.indexed_at,
+            batch=d.batch,
             status=job.status if job else None,
             stage=job.stage.value if job else None,
             attempts=job.attempts if job else None,
@@ -142,6 +144,57 @@ class DocumentOut(BaseModel):
 class DocumentPage(BaseModel):
     items: list[DocumentOut]
     next_cursor: str | None
+
+
+class BatchSummaryOut(BaseModel):
+    total: int
+    finished: int = Field(description="COMPLETED or FAILED")
+    by_status: dict[str, int]
+    chunks: int = Field(description="chunks of the batch's COMPLETED documents")
+
+
+class DocumentChangeOut(BaseModel):
+    """What a watcher needs of a document that changed (GET /v1/documents/{id} has the
+    rest)."""
+
+    id: uuid.UUID
+    collection: str
+    filename: str
+    source_key: str
+    version: int
+    current: bool
+    batch: str | None
+    chunk_count: int
+    status: IngestionStatus | None
+    stage: str | None
+    attempts: int | None
+    last_error: str | None
+    failure_kind: str | None
+
+    @classmethod
+    def of(cls, view: DocumentView) -> DocumentChangeOut:
+        d, job = view.document, view.job
+        return cls(
+            id=d.id,
+            collection=d.collection,
+            filename=d.filename,
+            source_key=d.source_key,
+            version=d.version,
+            current=d.is_current,
+            batch=d.batch,
+            chunk_count=d.chunk_count,
+            status=job.status if job else None,
+            stage=job.stage.value if job else None,
+            attempts=job.attempts if job else None,
+            last_error=job.last_error if job else None,
+            failure_kind=job.failure_kind.value if job and job.failure_kind else None,
+        )
+
+
+class ChangesOut(BaseModel):
+    items: list[DocumentChangeOut] = Field(description="documents whose job changed, oldest first")
+    cursor: str | None = Field(description="pass back as `after` to get what comes next")
+    summary: BatchSummaryOut | None = Field(description="the batch's counts (with `batch`)")
 
 
 class VersionsOut(BaseModel):
@@ -179,6 +232,9 @@ class TextDocumentIn(BaseModel):
         max_length=1000,
         description="the document's identity in its collection: new text under the same "
         "key is a new version of it",
+    )
+    batch: str | None = Field(
+        default=None, max_length=100, description="an ingest batch label to watch it by"
     )
 
 

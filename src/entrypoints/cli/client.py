@@ -7,6 +7,7 @@ import asyncio
 import json
 import mimetypes
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,24 +15,15 @@ from typing import Any
 
 import httpx
 
-TERMINAL = frozenset({"COMPLETED", "FAILED"})
+from entrypoints.cli.http import ApiError, check, detail
+from entrypoints.cli.watch import TERMINAL, BatchProgress, BatchWatcher
+
+__all__ = ["TERMINAL", "ApiClient", "ApiError", "FileResult", "collect_files", "new_batch"]
 
 
-class ApiError(RuntimeError):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{status}: {detail}")
-        self.status = status
-        self.detail = detail
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason_phrase
-    if isinstance(body, dict):
-        return str(body.get("detail") or body)
-    return str(body)
+def new_batch(kind: str) -> str:
+    """A fresh batch label for one run of `ingest` or `sync`."""
+    return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -71,26 +63,21 @@ class ApiClient:
     def __init__(self, base_url: str, api_key: str, timeout_s: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"}
+        self.watch_requests = 0  # requests the last wait needed (for the benchmark)
         self.timeout = httpx.Timeout(timeout_s, connect=5.0)
 
     def http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, headers=self.headers, timeout=self.timeout)
 
-    @staticmethod
-    def _check(response: httpx.Response) -> Any:
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, _detail(response))
-        return response.json()
-
     # -- simple calls --------------------------------------------------------------------
 
     async def stats(self) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(self._check(await c.get("/v1/stats")))
+            return dict(check(await c.get("/v1/stats")))
 
     async def search(self, body: dict[str, Any]) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(self._check(await c.post("/v1/search", json=body)))
+            return dict(check(await c.post("/v1/search", json=body)))
 
     async def jobs(
         self, status: str | None = None, limit: int = 100
@@ -103,7 +90,7 @@ class ApiClient:
                     params["status"] = status
                 if cursor:
                     params["cursor"] = cursor
-                page = self._check(await c.get("/v1/jobs", params=params))
+                page = check(await c.get("/v1/jobs", params=params))
                 for item in page["items"]:
                     yield item
                 cursor = page.get("next_cursor")
@@ -134,7 +121,7 @@ class ApiClient:
                         params[name] = value
                 if include_superseded:
                     params["include_superseded"] = "true"
-                page = self._check(await c.get("/v1/documents", params=params))
+                page = check(await c.get("/v1/documents", params=params))
                 for item in page["items"]:
                     yield item
                 cursor = page.get("next_cursor")
@@ -143,18 +130,16 @@ class ApiClient:
 
     async def document(self, document_id: str) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(self._check(await c.get(f"/v1/documents/{document_id}")))
+            return dict(check(await c.get(f"/v1/documents/{document_id}")))
 
     async def versions(self, document_id: str) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(self._check(await c.get(f"/v1/documents/{document_id}/versions")))
+            return dict(check(await c.get(f"/v1/documents/{document_id}/versions")))
 
     async def chunks(self, document_id: str, limit: int = 20) -> dict[str, Any]:
         async with self.http() as c:
             return dict(
-                self._check(
-                    await c.get(f"/v1/documents/{document_id}/chunks", params={"limit": limit})
-                )
+                check(await c.get(f"/v1/documents/{document_id}/chunks", params={"limit": limit}))
             )
 
     async def delete(self, document_id: str, all_versions: bool = False) -> None:
@@ -162,20 +147,20 @@ class ApiClient:
         async with self.http() as c:
             response = await c.delete(f"/v1/documents/{document_id}", params=params)
             if response.status_code >= 400:
-                raise ApiError(response.status_code, _detail(response))
+                raise ApiError(response.status_code, detail(response))
 
     async def reprocess(self, document_id: str) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(self._check(await c.post(f"/v1/documents/{document_id}/reprocess")))
+            return dict(check(await c.post(f"/v1/documents/{document_id}/reprocess")))
 
     async def cancel(self, document_id: str) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(self._check(await c.post(f"/v1/documents/{document_id}/cancel")))
+            return dict(check(await c.post(f"/v1/documents/{document_id}/cancel")))
 
     async def patch_metadata(self, document_id: str, patch: dict[str, Any]) -> dict[str, Any]:
         async with self.http() as c:
             return dict(
-                self._check(await c.patch(f"/v1/documents/{document_id}", json={"metadata": patch}))
+                check(await c.patch(f"/v1/documents/{document_id}", json={"metadata": patch}))
             )
 
     async def retry_failed(self) -> tuple[int, list[str], list[dict[str, Any]]]:
@@ -192,7 +177,7 @@ class ApiClient:
             for job_id in ids:
                 response = await c.post(f"/v1/jobs/{job_id}/retry")
                 if response.status_code >= 400:
-                    errors.append(f"{job_id}: {_detail(response)}")
+                    errors.append(f"{job_id}: {detail(response)}")
         return len(ids) - len(errors), errors, permanent
 
     # -- ingest ----------------------------------------------------------------------------
@@ -206,16 +191,19 @@ class ApiClient:
         wait_timeout_s: float,
         concurrency: int,
         on_done: Callable[[FileResult], None],
+        on_progress: Callable[[BatchProgress], None] | None = None,
     ) -> list[FileResult]:
-        """Upload every file (partial success is fine), then wait until each accepted one
-        is COMPLETED or FAILED. `on_done` is called once per file when it is settled."""
+        """Upload every file (partial success is fine) as one batch, then wait until each
+        accepted one is COMPLETED or FAILED, by the change feed. `on_done` is called once
+        per file when it is settled."""
         results = [FileResult(p) for p in files]
+        batch = new_batch("ingest")
         gate = asyncio.Semaphore(concurrency)
         async with self.http() as c:
 
             async def upload(r: FileResult) -> None:
                 async with gate:
-                    await self.upload_file(c, r, collection, metadata, source_key=None)
+                    await self.upload_file(c, r, collection, metadata, None, batch)
                 if r.outcome != "rejected":
                     self.settle(r, r.answer)
                 if r.outcome == "rejected" or r.status in TERMINAL or not wait:
@@ -223,8 +211,41 @@ class ApiClient:
 
             await asyncio.gather(*(upload(r) for r in results))
             if wait:
-                await self.wait_for(c, results, wait_timeout_s, gate, on_done)
+                await self.wait_for(c, batch, results, wait_timeout_s, on_done, on_progress)
         return results
+
+    async def wait_for(
+        self,
+        c: httpx.AsyncClient,
+        batch: str,
+        results: list[FileResult],
+        wait_timeout_s: float,
+        on_done: Callable[[FileResult], None],
+        on_progress: Callable[[BatchProgress], None] | None = None,
+    ) -> None:
+        """Wait on the uploads of `batch` through the change feed (watch.py)."""
+        by_id = {r.document_id: r for r in results if r.document_id and r.status not in TERMINAL}
+
+        def settle(doc_id: str, body: dict[str, Any]) -> bool:
+            r = by_id[doc_id]
+            if body.get("status") == "DELETED":
+                r.outcome, r.status, r.detail = "failed", "DELETED", "deleted meanwhile"
+            else:
+                self.settle(r, body)
+            if r.status in TERMINAL or r.status == "DELETED":
+                on_done(r)
+                return True
+            return False
+
+        watcher = BatchWatcher(c, batch, settle, on_progress)
+        ours = [i for i, r in by_id.items() if r.answer.get("batch") == batch]
+        others = [i for i in by_id if i not in set(ours)]
+        left = await watcher.wait(ours, others, wait_timeout_s)
+        self.watch_requests = watcher.requests
+        for doc_id in left:
+            r = by_id[doc_id]
+            r.outcome, r.detail = "timeout", f"still {r.status} after {wait_timeout_s:.0f}s"
+            on_done(r)
 
     async def upload_file(
         self,
@@ -233,12 +254,15 @@ class ApiClient:
         collection: str | None,
         metadata: dict[str, Any] | None,
         source_key: str | None,
+        batch: str | None = None,
     ) -> None:
         """Upload one file; fills r.document_id and r.outcome (queued, existing, rejected)
         and keeps the API's answer in r.answer."""
         data: dict[str, str] = {}
         if collection:
             data["collection"] = collection
+        if batch:
+            data["batch"] = batch
         if metadata:
             data["metadata"] = json.dumps(metadata, ensure_ascii=False)
         if source_key:
@@ -255,41 +279,11 @@ class ApiClient:
             r.outcome, r.detail = "rejected", f"{type(exc).__name__}: {exc}"
             return
         if response.status_code >= 400:
-            r.outcome, r.detail = "rejected", f"{response.status_code} {_detail(response)}"
+            r.outcome, r.detail = "rejected", f"{response.status_code} {detail(response)}"
             return
         r.answer = response.json()
         r.document_id = r.answer["id"]
         r.outcome = "queued" if response.status_code == 201 else "existing"
-
-    async def wait_for(
-        self,
-        c: httpx.AsyncClient,
-        results: list[FileResult],
-        wait_timeout_s: float,
-        gate: asyncio.Semaphore,
-        on_done: Callable[[FileResult], None],
-    ) -> None:
-        """Poll until every uploaded document is COMPLETED or FAILED (or the time is up)."""
-        deadline = time.monotonic() + wait_timeout_s
-        pending = [r for r in results if r.document_id and r.status not in TERMINAL]
-        while pending and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
-
-            async def poll(r: FileResult) -> None:
-                async with gate:
-                    response = await c.get(f"/v1/documents/{r.document_id}")
-                if response.status_code == 404:
-                    r.outcome, r.status, r.detail = "failed", "DELETED", "deleted meanwhile"
-                elif response.status_code < 400:
-                    self.settle(r, response.json())
-                if r.status in TERMINAL or r.status == "DELETED":
-                    on_done(r)
-
-            await asyncio.gather(*(poll(r) for r in pending))
-            pending = [r for r in pending if r.status not in TERMINAL and r.status != "DELETED"]
-        for r in pending:
-            r.outcome, r.detail = "timeout", f"still {r.status} after {wait_timeout_s:.0f}s"
-            on_done(r)
 
     @staticmethod
     def settle(r: FileResult, body: dict[str, Any]) -> None:

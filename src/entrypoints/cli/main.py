@@ -31,6 +31,7 @@ from entrypoints.cli.common import (
     resolve_settings,
 )
 from entrypoints.cli.documents import parse_metadata
+from entrypoints.cli.watch import BatchProgress
 from entrypoints.settings import Settings
 
 if TYPE_CHECKING:
@@ -232,6 +233,13 @@ def ingest(
     client = api_client(api_url, api_key)
     with progress_bar() as progress:
         task = progress.add_task("uploading and processing", total=len(files))
+
+        def batch_progress(p: BatchProgress) -> None:
+            # the batch's own counts (documents that were already there are not in it)
+            progress.update(
+                task, description=f"processing: {p.finished}/{p.total} done, {p.chunks} chunks"
+            )
+
         results = call_api(
             client.ingest(
                 files,
@@ -241,6 +249,7 @@ def ingest(
                 timeout,
                 concurrency,
                 on_done=lambda _: progress.advance(task),
+                on_progress=batch_progress,
             )
         )
     table = Table("file", "result", "chunks", "document", "detail")

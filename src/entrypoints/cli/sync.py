@@ -2,7 +2,8 @@
 
 Each file's key in the collection is its path relative to DIR (``leis/lei-8112.docx``).
 One listing of the collection tells, per key, its newest version and that version's
-bytes' hash; a local file whose hash equals it costs one hash and no upload. New files
+bytes' hash; a local file whose hash equals it costs one hash and no upload. The run's
+uploads form one batch, waited on through the change feed (watch.py). New files
 are uploaded, changed ones become new versions of their key, and with ``--delete``
 the keys whose file is gone are deleted (all their versions). Documents uploaded
 without a key are never touched: they are not the folder's.
@@ -17,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from entrypoints.cli.client import TERMINAL, ApiClient, ApiError, FileResult, collect_files
+from entrypoints.cli.client import (
+    TERMINAL,
+    ApiClient,
+    ApiError,
+    FileResult,
+    collect_files,
+    new_batch,
+)
 
 _READ_CHUNK = 1 << 20
 
@@ -116,6 +124,7 @@ async def run_sync(
     """Carry out the plan: uploads, deletions, then wait for what was uploaded (and for
     unchanged keys still in flight). `on_step` is called once per planned item."""
     report = SyncReport()
+    batch = new_batch("sync")
     gate = asyncio.Semaphore(concurrency)
     waiting: list[tuple[Planned, FileResult]] = []
     async with client.http() as c:
@@ -124,7 +133,7 @@ async def run_sync(
             assert item.path is not None
             r = FileResult(item.path)
             async with gate:
-                await client.upload_file(c, r, collection, metadata, source_key=item.key)
+                await client.upload_file(c, r, collection, metadata, item.key, batch)
             if r.outcome == "rejected":
                 report.outcomes.append(SyncOutcome(item.key, "failed", None, r.detail))
                 on_step()
@@ -159,7 +168,7 @@ async def run_sync(
                 ApiClient.settle(r, r.answer)
             if r.status in TERMINAL:
                 on_step()
-        await client.wait_for(c, results, wait_timeout_s, gate, lambda _: on_step())
+        await client.wait_for(c, batch, results, wait_timeout_s, lambda _: on_step())
     for item, r in waiting:
         if r.outcome == "completed":
             result = {"add": "added", "update": "updated"}.get(item.action, "unchanged")

@@ -73,6 +73,12 @@ _UPLOAD_BODY = {
                             "description": "defaults to 'default'",
                         },
                         "metadata": {"type": "string", "description": "a JSON object"},
+                        "batch": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$",
+                            "description": "an ingest batch label, to watch the uploads "
+                            "as one (GET /v1/changes?batch=...)",
+                        },
                         "source_key": {
                             "type": "string",
                             "maxLength": 1000,
@@ -165,6 +171,7 @@ async def upload_document(
             client_id=principal.client_id,
             idempotency_key=key,
             source_key=form.source_key,
+            batch=form.batch,
         ),
         uow,
     )
@@ -216,6 +223,7 @@ async def submit_text(
             client_id=principal.client_id,
             idempotency_key=key,
             source_key=body.source_key,
+            batch=body.batch,
         ),
         uow,
     )
@@ -251,6 +259,13 @@ async def list_documents(
     include_superseded: Annotated[
         bool, Query(description="also list versions a newer one replaced")
     ] = False,
+    ids: Annotated[
+        list[uuid.UUID] | None, Query(max_length=200, description="only these documents")
+    ] = None,
+    batch: Annotated[
+        str | None,
+        Query(max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     documents: Documents = Depends(Provide[Container.documents]),
@@ -261,6 +276,8 @@ async def list_documents(
             status=status_,
             source_key=source_key,
             include_superseded=include_superseded,
+            ids=tuple(ids or ()),
+            batch=batch,
             limit=limit,
             after=decode_cursor(cursor),
         ),

@@ -1,0 +1,116 @@
+"""Waiting on many uploads at once: one long-poll per change, not one request per document.
+
+`ingest` and `sync` label their uploads with one batch. The watcher asks
+``GET /v1/changes?batch=...&wait=...`` (the answer comes when something in the batch
+changed, or after `wait` seconds), settles the documents the answer names, and reads
+the batch's counts for the progress bar. Uploads that turned out to be documents of an
+earlier batch (the same content was already there) are looked up together, in one
+listing per round. When the counts say everything finished, one listing of the batch
+settles whatever the feed has not named yet, so no outcome is ever missed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from entrypoints.cli.http import check
+
+TERMINAL = frozenset({"COMPLETED", "FAILED"})
+LONG_POLL_S = 25.0
+OUTSIDERS_POLL_S = 3.0  # wait per round while some uploads belong to another batch
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    total: int
+    finished: int
+    chunks: int
+
+
+class BatchWatcher:
+    """Settles documents (by id) until each is COMPLETED or FAILED, or time is up.
+
+    `settle(doc_id, body)` is called with the API's view of a document whenever it is
+    named; it returns True when that document is finished for the caller."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        batch: str,
+        settle: Callable[[str, dict[str, Any]], bool],
+        on_progress: Callable[[BatchProgress], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.batch = batch
+        self.settle = settle
+        self.on_progress = on_progress
+        self.requests = 0
+
+    async def wait(
+        self, in_batch: Sequence[str], outsiders: Sequence[str], timeout_s: float
+    ) -> set[str]:
+        """Returns the ids still unfinished when the time ran out."""
+        pending = set(in_batch)
+        others = set(outsiders)
+        cursor: str | None = None
+        deadline = time.monotonic() + timeout_s
+        while (pending or others) and time.monotonic() < deadline:
+            remaining = max(0.0, deadline - time.monotonic())
+            wait = min(OUTSIDERS_POLL_S if others else LONG_POLL_S, remaining)
+            params: dict[str, Any] = {"batch": self.batch, "wait": f"{wait:.1f}", "limit": 500}
+            if cursor:
+                params["after"] = cursor
+            page = check(await self.client.get("/v1/changes", params=params, timeout=wait + 30))
+            self.requests += 1
+            cursor = page.get("cursor") or cursor
+            for body in page["items"]:
+                if body["id"] in pending and self.settle(body["id"], body):
+                    pending.discard(body["id"])
+            if others:
+                others -= await self._look_up(sorted(others))
+            summary = page.get("summary")
+            if summary is not None:
+                if self.on_progress is not None:
+                    self.on_progress(
+                        BatchProgress(summary["total"], summary["finished"], summary["chunks"])
+                    )
+                if pending and summary["finished"] >= summary["total"]:
+                    pending -= await self._reconcile()  # what the feed did not name yet
+        return pending | others
+
+    async def _look_up(self, ids: list[str]) -> set[str]:
+        done: set[str] = set()
+        for start in range(0, len(ids), 200):
+            part = ids[start : start + 200]
+            page = check(await self.client.get("/v1/documents", params={"ids": part, "limit": 200}))
+            self.requests += 1
+            listed = {body["id"]: body for body in page["items"]}
+            for doc_id in part:
+                body = listed.get(doc_id)
+                if body is None:  # deleted meanwhile: finished, as far as waiting goes
+                    if self.settle(doc_id, {"id": doc_id, "status": "DELETED"}):
+                        done.add(doc_id)
+                elif self.settle(doc_id, body):
+                    done.add(doc_id)
+        return done
+
+    async def _reconcile(self) -> set[str]:
+        done: set[str] = set()
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"batch": self.batch, "limit": 200}
+            if cursor:
+                params["cursor"] = cursor
+            page = check(await self.client.get("/v1/documents", params=params))
+            self.requests += 1
+            for body in page["items"]:
+                if self.settle(body["id"], body):
+                    done.add(body["id"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return done
