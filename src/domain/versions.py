@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import enum
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,7 +135,3 @@ def restore_after_delete(
             doc.superseded_by = restored.id
             changed.append(doc)
     return changed
-
-
-def version_ids_newest_first(versions: Sequence[Document]) -> list[uuid.UUID]:
-    return [d.id for d in sorted(versions, key=_order, reverse=True)]

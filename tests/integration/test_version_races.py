@@ -40,9 +40,8 @@ def settings(database_url: str, services: Services) -> Settings:
 
 
 def long_text(tag: str, paragraphs: int = 3000) -> str:
-    """A long regulation: 3,000 distinct articles, ~1,000 chunks, over a minute of
-    embedding on one thread, so a cancel that did not stop the work would be plain to
-    see (measured uncancelled: half of it, 500 chunks, took 41 s)."""
+    """A long regulation: 3,000 distinct articles, about a thousand chunks on one
+    embedding thread, so a cancel that did not stop the work would be plain to see."""
     return "\n\n".join(
         f"Art. {i}º O servidor lotado na unidade {tag}-{i} observará o regime de plantão "
         f"número {i * 7 % 1000}, com escala de {i % 24} horas e compensação em {i % 30} "

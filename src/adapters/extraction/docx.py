@@ -19,10 +19,6 @@ from .tables import Table as Grid
 _XML_PARTS = re.compile(r"^(word/.*\.xml|\[Content_Types\]\.xml|docProps/.*\.xml|_rels/.*)$")
 
 
-def check_docx_container(data: bytes, limits: ParseLimits) -> None:
-    check_zip_container(data, limits, _XML_PARTS, "DOCX")
-
-
 _HEADING_STYLE = re.compile(r"^(?:heading|t[íi]tulo|titulo)\s*(\d)?$", re.IGNORECASE)
 
 
@@ -32,7 +28,7 @@ def extract_docx(data: bytes, limits: ParseLimits) -> ExtractedDocument:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    check_docx_container(data, limits)
+    check_zip_container(data, limits, _XML_PARTS, "DOCX")
     try:
         doc = Document(io.BytesIO(data))
     except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:

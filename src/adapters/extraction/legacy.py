@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 
-from domain.errors import CorruptDocument, ExtractionLimitExceeded, TransientError
+from domain.errors import CorruptDocument
 from domain.model import Block, ExtractedDocument
 
 from .normalize import clean, merge_blocks, text_to_blocks
 from .tables import Table
+from .tools import run_tool
 
 ANTIWORD_TIMEOUT_S = 60.0
-INSTALL_HINT = "sudo apt-get install antiword (or scripts/system-deps.sh)"
 _ROW = re.compile(r"^\s*\|?[^|\n]*(\|[^|\n]*)+\|?\s*$")
 
 
@@ -61,35 +59,20 @@ def text_with_tables(text: str) -> list[Block]:
 
 
 def extract_doc(data: bytes) -> ExtractedDocument:
-    program = shutil.which("antiword")
-    if program is None:
-        raise TransientError(
-            f"reading .doc files needs antiword, not installed here: {INSTALL_HINT}"
-        )
     with tempfile.TemporaryDirectory(prefix="cogep-doc-") as tmp:
         path = os.path.join(tmp, "document.doc")
         with open(path, "wb") as fh:
             fh.write(data)
-        try:
-            done = subprocess.run(  # noqa: S603 - a fixed program; the file is ours
-                [program, "-w", "0", "-m", "UTF-8.txt", path],
-                capture_output=True,
-                timeout=ANTIWORD_TIMEOUT_S,
-                check=False,
-                env={**os.environ, "ANTIWORDHOME": "/usr/share/antiword"},
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ExtractionLimitExceeded(
-                f"antiword took longer than {ANTIWORD_TIMEOUT_S:.0f} s; stopped"
-            ) from exc
-    if done.returncode != 0:
-        reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise CorruptDocument(
-            "the .doc file cannot be read" + (f": {reason[-1][:200]}" if reason else "")
+        done = run_tool(
+            "antiword",
+            ["-w", "0", "-m", "UTF-8.txt", path],
+            what="reading a .doc file",
+            timeout_s=ANTIWORD_TIMEOUT_S,
+            env={"ANTIWORDHOME": "/usr/share/antiword"},
         )
-    return ExtractedDocument(
-        blocks=merge_blocks(text_with_tables(done.stdout.decode("utf-8", "replace")))
-    )
+    if done.returncode != 0:
+        raise CorruptDocument(f"the .doc file cannot be read: {done.last_error_line}")
+    return ExtractedDocument(blocks=merge_blocks(text_with_tables(done.stdout)))
 
 
 def extract_rtf(data: bytes) -> ExtractedDocument:

@@ -53,8 +53,7 @@ class Table:
     """The rows of one table, in order; `header` is known or inferred at `blocks()`."""
 
     rows: list[list[str]] = field(default_factory=list)
-    header: list[str] | None = None
-    header_marked: bool = False  # the format said which row is the header
+    header: list[str] | None = None  # the format's header row, else inferred in blocks()
     page: int | None = None
 
     def add(self, cells: Iterable[str], *, header: bool = False) -> None:
@@ -64,7 +63,7 @@ class Table:
         if not any(clean):
             return
         if header and self.header is None and not self.rows:
-            self.header, self.header_marked = clean, True
+            self.header = clean
             return
         self.rows.append(clean)
 
@@ -90,7 +89,7 @@ class Table:
     def continued(self, rows: list[list[str]], page: int | None) -> Table:
         """The part of this table on the next page: same header; a repeated header
         row at its top is dropped."""
-        nxt = Table(header=self.header, header_marked=self.header is not None, page=page)
+        nxt = Table(header=self.header, page=page)
         for i, cells in enumerate(rows):
             if i == 0 and self.header is not None and [one_line(c) for c in cells] == self.header:
                 continue
@@ -98,22 +97,9 @@ class Table:
         return nxt
 
 
-def table_blocks(
-    rows: Iterable[Sequence[str]], *, page: int | None = None, header_rows: int = 0
-) -> list[Block]:
-    """Blocks of a whole table; `header_rows` says how many rows the format marked as
-    the header (several are joined per column)."""
+def table_blocks(rows: Iterable[Sequence[str]], *, page: int | None = None) -> list[Block]:
+    """Blocks of a whole table whose header, if any, is its first row."""
     table = Table(page=page)
-    rows = list(rows)
-    if header_rows:
-        marked = [list(r) for r in rows[:header_rows]]
-        width = max(len(r) for r in marked)
-        joined = [
-            " ".join(dict.fromkeys(r[i] for r in marked if i < len(r) and r[i].strip()))
-            for i in range(width)
-        ]
-        table.add(joined, header=True)
-        rows = rows[header_rows:]
     for r in rows:
         table.add(r)
     return table.blocks()

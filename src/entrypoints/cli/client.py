@@ -63,7 +63,6 @@ class ApiClient:
     def __init__(self, base_url: str, api_key: str, timeout_s: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"}
-        self.watch_requests = 0  # requests the last wait needed (for the benchmark)
         self.timeout = httpx.Timeout(timeout_s, connect=5.0)
 
     def http(self) -> httpx.AsyncClient:
@@ -241,7 +240,6 @@ class ApiClient:
         ours = [i for i, r in by_id.items() if r.answer.get("batch") == batch]
         others = [i for i in by_id if i not in set(ours)]
         left = await watcher.wait(ours, others, wait_timeout_s)
-        self.watch_requests = watcher.requests
         for doc_id in left:
             r = by_id[doc_id]
             r.outcome, r.detail = "timeout", f"still {r.status} after {wait_timeout_s:.0f}s"
