@@ -25,6 +25,7 @@ from domain.model import (
     IngestionStatus,
     Stage,
 )
+from domain.progress import JobProgress
 from domain.search import SearchFilter, SearchHit
 
 
@@ -170,9 +171,16 @@ class JobRepository(Protocol):
     async def save(self, job: IngestionJob) -> None: ...
 
     async def claim(
-        self, *, batch_size: int, worker_id: str, lease_seconds: float, now: datetime
+        self,
+        *,
+        batch_size: int,
+        worker_id: str,
+        lease_seconds: float,
+        now: datetime,
+        ready_by: datetime | None = None,
     ) -> list[ClaimedJob]:
-        """Atomically take up to batch_size ready PENDING jobs (SKIP LOCKED), oldest first."""
+        """Atomically take up to batch_size PENDING jobs (SKIP LOCKED), oldest first, that
+        were ready by `ready_by` (default: now)."""
         ...
 
     async def renew_leases(
@@ -185,11 +193,21 @@ class JobRepository(Protocol):
         self, claims: Sequence[ClaimedJob], stage: Stage, now: datetime
     ) -> None: ...
 
+    async def record_progress(
+        self, updates: Sequence[tuple[ClaimedJob, JobProgress]], now: datetime
+    ) -> None:
+        """Store each job's progress where its lease is still held (else nothing)."""
+        ...
+
     async def expired(self, now: datetime, limit: int) -> list[IngestionJob]:
         """PROCESSING jobs whose lease ended, locked (SKIP LOCKED) for this unit of work."""
         ...
 
     async def count_ready(self, now: datetime) -> int: ...
+
+    async def count_stalled(self, now: datetime) -> int:
+        """PROCESSING jobs whose lease ran out (what the sweeper has yet to hand back)."""
+        ...
 
     async def counts_by_status(self) -> Mapping[IngestionStatus, int]: ...
 
@@ -320,10 +338,41 @@ class RateLimiter(Protocol):
         ...
 
 
+PageProgress = Callable[[int, int], None]  # (pages done, pages in all), from any thread
+
+
 class TextExtractor(Protocol):
-    async def extract(self, data: bytes, document_type: DocumentType) -> ExtractedDocument:
-        """Raise a ProcessingError subclass with a clear reason when it cannot."""
+    async def extract(
+        self,
+        data: bytes,
+        document_type: DocumentType,
+        on_progress: PageProgress | None = None,
+    ) -> ExtractedDocument:
+        """Raise a ProcessingError subclass with a clear reason when it cannot. Reports
+        pages read through `on_progress` where the format has pages."""
         ...
+
+
+class ProcessingObserver(Protocol):
+    """What the worker reports as it works (the Prometheus adapter counts it)."""
+
+    def document_indexed(
+        self,
+        *,
+        collection: str,
+        stage_seconds: Mapping[str, float],
+        chunks: int,
+        pages: int | None,
+        upload_to_searchable_s: float,
+    ) -> None: ...
+
+    def document_failed(self, *, stage: Stage, cause: str, will_retry: bool) -> None:
+        """`cause`: the error's class name (a small, fixed set), never free text."""
+        ...
+
+    def chunks_embedded(self, count: int, seconds: float) -> None: ...
+
+    def leases_renewed(self, count: int) -> None: ...
 
 
 class Chunker(Protocol):

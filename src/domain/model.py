@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import InvalidInput, InvalidTransition
+from domain.progress import JobProgress
 from domain.versions import KeyOrigin, content_key
 
 if TYPE_CHECKING:
@@ -217,6 +218,7 @@ class IngestionJob:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     failure_kind: FailureKind | None = None  # set when FAILED
+    progress: JobProgress | None = None  # pages read, chunks embedded (domain.progress)
 
     @classmethod
     def new(cls, document_id: uuid.UUID, now: datetime, max_attempts: int) -> IngestionJob:
@@ -255,6 +257,7 @@ class IngestionJob:
         self.stage = Stage.CLAIMED
         self.started_at = now
         self.finished_at = None
+        self.progress = None
 
     def holds_lease(self, worker_id: str) -> bool:
         return self.status is IngestionStatus.PROCESSING and self.locked_by == worker_id
@@ -322,12 +325,19 @@ class IngestionJob:
         return self.status is IngestionStatus.FAILED and self.failure_kind is FailureKind.CANCELLED
 
     def expire_lease(self, now: datetime) -> None:
-        """The worker holding the job vanished: hand it back, or fail it if out of attempts."""
+        """The worker holding the job vanished: hand it back, or fail it if out of attempts.
+
+        Only a job the worker had started on (extracting, chunking, embedding, storing) is
+        charged the attempt: a batch neighbour still waiting in CLAIMED did nothing that
+        could have killed the worker, so it goes back with its attempt returned."""
         if self.status is not IngestionStatus.PROCESSING or (
             self.locked_until is not None and self.locked_until > now
         ):
             raise InvalidTransition(self.status, IngestionStatus.PENDING)
         reason = f"lease expired during {self.stage} (worker {self.locked_by} lost)"
+        if self.stage in (Stage.QUEUED, Stage.CLAIMED):
+            self.attempts = max(0, self.attempts - 1)
+            reason += "; it had not started on this document, so the attempt is not counted"
         if self.attempts >= self.max_attempts:
             self._move(IngestionStatus.FAILED, now)
             self.failure_kind = FailureKind.GAVE_UP

@@ -21,6 +21,7 @@ from adapters.embedding.local import LocalE5Embedder
 from adapters.embedding.openai_compat import OpenAICompatibleEmbedder, OpenAIEmbeddingConfig
 from adapters.extraction.formats import ParseLimits
 from adapters.extraction.sandbox import SandboxedExtractor, SandboxLimits
+from adapters.metrics import PrometheusProcessingObserver
 from adapters.postgres.database import create_engine, session_factory
 from adapters.postgres.orm import EMBEDDING_DIM
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
@@ -83,6 +84,7 @@ def _sandbox_limits(settings: Settings) -> SandboxLimits:
             max_pdf_pages=settings.max_pdf_pages,
             max_unzipped_bytes=settings.max_unzipped_bytes,
             max_zip_ratio=settings.max_zip_ratio,
+            max_text_chars=settings.max_extracted_chars,
         ),
     )
 
@@ -167,16 +169,25 @@ class Container(containers.DeclarativeContainer):
     extractor = providers.Singleton(
         SandboxedExtractor, limits=providers.Callable(_sandbox_limits, settings)
     )
+    # the second extraction lane: jobs taken while a long extraction runs (fairness);
+    # its parser process starts only when first used
+    fast_extractor = providers.Singleton(
+        SandboxedExtractor, limits=providers.Callable(_sandbox_limits, settings)
+    )
+    processing_observer = providers.Singleton(PrometheusProcessingObserver)
     processing_settings = providers.Singleton(
         ProcessingSettings,
         lease_seconds=settings.provided.lease_seconds,
         retry_policy=settings.provided.retry_policy,
         embed_batch_size=settings.provided.embedding_batch_size,
+        fair_wait_s=settings.provided.fair_wait_s,
     )
     # handlers over a task's own unit-of-work factory: container.process_batch(uow_factory=...)
     process_batch = providers.Factory(
         ProcessBatchHandler,
         extractor=extractor,
+        fast_extractor=fast_extractor,
+        observer=processing_observer,
         chunker=chunker,
         embedder=embedder,
         clock=clock,

@@ -52,10 +52,19 @@ class Settings(BaseSettings):
     # CPU priority of worker processes: the API keeps answering fast on a shared host;
     # a worker alone on its machine loses nothing by it
     worker_nice: int = Field(default=10, ge=0, le=19)
+    # fairness: a busy worker takes jobs that have waited this long alongside its work
+    # (an idle worker of the fleet gets them first); 0 takes them at once
+    fair_wait_s: float = Field(default=1.0, ge=0)
+    # each worker process serves Prometheus metrics on this port (0: none); with the
+    # prefork pool the pool's processes are aggregated (prometheus multiprocess mode)
+    worker_metrics_port: int = Field(default=9108, ge=0, le=65535)
 
     # -- uploads and parsing limits ---------------------------------------------------
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
-    max_text_chars: int = Field(default=5_000_000, ge=1)
+    max_text_chars: int = Field(default=5_000_000, ge=1)  # the text route's body
+    # text a document may hold once extracted (any format); bounds chunking's time and
+    # memory in the worker: 10M characters chunk in ~25 s and ~150 MB
+    max_extracted_chars: int = Field(default=10_000_000, ge=1)
     max_metadata_bytes: int = Field(default=16 * 1024, ge=2)
     extraction_timeout_s: float = Field(default=60.0, gt=0)
     extraction_memory_mb: int = Field(default=1024, ge=64)

@@ -148,6 +148,7 @@ async def process(container: Container) -> AsyncIterator[Callable[[], Awaitable[
 
     yield run
     container.extractor().close()
+    container.fast_extractor().close()
 
 
 @pytest.fixture

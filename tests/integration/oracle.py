@@ -108,6 +108,7 @@ def worker_env(**overrides: str) -> dict[str, str]:
         "COGEP_LEASE_SECONDS": "30",
         "COGEP_EXTRACTION_TIMEOUT_S": "20",
         "COGEP_SWEEP_INTERVAL_S": "0.5",
+        "COGEP_WORKER_METRICS_PORT": "0",  # tests that scrape one give it a free port
     }
     env.update(overrides)
     return env

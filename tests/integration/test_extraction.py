@@ -3,7 +3,10 @@ in-process and through the sandbox child process with its limits."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+import signal
 import zipfile
 
 import pytest
@@ -14,6 +17,7 @@ from adapters.extraction.sandbox import SandboxedExtractor, SandboxLimits
 from domain.errors import (
     CorruptDocument,
     ExtractionLimitExceeded,
+    TransientError,
     UnsafeDocument,
 )
 from domain.model import BlockKind, DocumentType
@@ -160,6 +164,9 @@ class TestHostileDocuments:
             extract(data, DocumentType.PDF, ParseLimits(max_pdf_pages=2))
 
 
+BIG = ParseLimits(max_text_chars=100_000_000)  # for the tests that need a slow parse
+
+
 @pytest.fixture(scope="module")
 def sandbox() -> object:
     extractor = SandboxedExtractor(SandboxLimits(timeout_s=20, memory_mb=512))
@@ -186,7 +193,7 @@ class TestSandbox:
     async def test_a_parse_past_the_deadline_is_killed_and_the_next_one_works(self) -> None:
         # ~40 MB of markdown lists takes the parser far longer than 0.3 s
         slow = ("- item de lista com texto\n" * 1_500_000).encode()
-        extractor = SandboxedExtractor(SandboxLimits(timeout_s=0.3, memory_mb=2048))
+        extractor = SandboxedExtractor(SandboxLimits(timeout_s=0.3, memory_mb=2048, parse=BIG))
         try:
             with pytest.raises(ExtractionLimitExceeded, match="longer than"):
                 await extractor.extract(slow, DocumentType.MARKDOWN)
@@ -195,6 +202,40 @@ class TestSandbox:
             assert doc.blocks
         finally:
             extractor.close()
+
+    @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSTOP])
+    async def test_the_environment_s_faults_are_retried_not_blamed_on_the_document(
+        self, signum: int
+    ) -> None:
+        # SIGKILL: the OOM killer or an operator (our limits never send it); SIGSTOP: a
+        # parser that gets no CPU until the deadline, as on an overloaded machine
+        slow = ("- item de lista com texto\n" * 1_500_000).encode()
+        timeout = 20.0 if signum == signal.SIGKILL else 1.5
+        extractor = SandboxedExtractor(SandboxLimits(timeout_s=timeout, memory_mb=2048, parse=BIG))
+        try:
+            await extractor.extract(guia_markdown(), DocumentType.MARKDOWN)  # child is up
+            proc = extractor._proc
+            assert proc is not None
+            work = asyncio.create_task(extractor.extract(slow, DocumentType.MARKDOWN))
+            await asyncio.sleep(0.2)
+            os.kill(proc.pid, signum)
+            expected = "killed from outside" if signum == signal.SIGKILL else "overloaded"
+            with pytest.raises(TransientError, match=expected) as caught:
+                await work
+            assert caught.value.transient
+            doc = await extractor.extract(guia_markdown(), DocumentType.MARKDOWN)
+            assert doc.blocks[0].text == "Guia do Auxílio-Transporte"
+        finally:
+            extractor.close()
+
+    async def test_text_beyond_the_extracted_limit_fails_before_any_parsing(
+        self, sandbox: SandboxedExtractor
+    ) -> None:
+        # one 10.5 MB line: refused with the reason, in the child, before markdown-it
+        # ever sees it (the chunker's time and memory stay bounded by this limit)
+        line = ("palavra " * 1_320_000).encode()
+        with pytest.raises(ExtractionLimitExceeded, match="characters of text; the limit is"):
+            await sandbox.extract(line, DocumentType.MARKDOWN)
 
     async def test_a_parse_past_the_memory_limit_fails_with_a_reason_and_the_next_works(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -28,6 +28,7 @@ from domain.model import (
     IngestionStatus,
     Stage,
 )
+from domain.progress import JobProgress
 from domain.search import SearchFilter, SearchHit
 from domain.versions import KeyOrigin
 
@@ -191,10 +192,17 @@ class FakeJobs:
         self.s.jobs[job.id] = job
 
     async def claim(
-        self, *, batch_size: int, worker_id: str, lease_seconds: float, now: datetime
+        self,
+        *,
+        batch_size: int,
+        worker_id: str,
+        lease_seconds: float,
+        now: datetime,
+        ready_by: datetime | None = None,
     ) -> list[ClaimedJob]:
         ready = sorted(
-            (j for j in self.s.jobs.values() if j.is_claimable(now)), key=lambda j: j.created_at
+            (j for j in self.s.jobs.values() if j.is_claimable(ready_by or now)),
+            key=lambda j: j.created_at,
         )[:batch_size]
         claims = []
         for job in ready:
@@ -228,6 +236,15 @@ class FakeJobs:
             if job is not None and job.holds_lease(c.lease_token):
                 job.advance(stage, now)
 
+    async def record_progress(
+        self, updates: Sequence[tuple[ClaimedJob, JobProgress]], now: datetime
+    ) -> None:
+        for c, progress in updates:
+            job = self.s.jobs.get(c.job_id)
+            if job is not None and job.holds_lease(c.lease_token):
+                job.progress = progress
+                job.updated_at = now
+
     async def expired(self, now: datetime, limit: int) -> list[IngestionJob]:
         return [
             j
@@ -239,6 +256,15 @@ class FakeJobs:
 
     async def count_ready(self, now: datetime) -> int:
         return sum(1 for j in self.s.jobs.values() if j.is_claimable(now))
+
+    async def count_stalled(self, now: datetime) -> int:
+        return sum(
+            1
+            for j in self.s.jobs.values()
+            if j.status is IngestionStatus.PROCESSING
+            and j.locked_until is not None
+            and j.locked_until < now
+        )
 
     async def counts_by_status(self) -> Mapping[IngestionStatus, int]:
         counts = dict.fromkeys(IngestionStatus, 0)
@@ -414,7 +440,12 @@ class FakeExtractor:
         self.failures = dict(failures or {})
         self.calls = 0
 
-    async def extract(self, data: bytes, document_type: DocumentType) -> ExtractedDocument:
+    async def extract(
+        self,
+        data: bytes,
+        document_type: DocumentType,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> ExtractedDocument:
         from domain.model import Block, BlockKind
 
         self.calls += 1

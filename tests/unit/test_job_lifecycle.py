@@ -147,14 +147,32 @@ class TestLeases:
         assert job.is_claimable(clock.now())
         assert "w-dead" in (job.last_error or "")
 
-    def test_an_expired_lease_on_the_last_attempt_fails_the_job(self) -> None:
+    @pytest.mark.parametrize("stage", [Stage.EXTRACTING, Stage.CHUNKING, Stage.EMBEDDING])
+    def test_an_expired_lease_on_the_last_attempt_fails_a_started_job(self, stage: Stage) -> None:
         clock = FakeClock()
         job = new_job(clock, max_attempts=1)
         job.claim("w-dead", clock.now(), LEASE)
+        job.advance(stage, clock.now())
         clock.advance(61)
         job.expire_lease(clock.now())
         assert job.status is IngestionStatus.FAILED
+        assert job.attempts == 1
         assert "gave up after 1 attempts" in (job.last_error or "")
+        assert f"during {stage}" in (job.last_error or "")
+
+    def test_a_worker_death_is_not_charged_to_a_job_it_had_not_started(self) -> None:
+        # batch neighbours wait in CLAIMED: three deaths must not use up their attempts
+        clock = FakeClock()
+        job = new_job(clock, max_attempts=3)
+        for _ in range(5):
+            job.claim("w-dead", clock.now(), LEASE)
+            clock.advance(61)
+            job.expire_lease(clock.now())
+            assert job.status is IngestionStatus.PENDING
+            assert job.attempts == 0
+        assert "not counted" in (job.last_error or "")
+        job.claim("w", clock.now(), LEASE)
+        assert job.attempts == 1
 
     def test_a_live_lease_cannot_be_expired(self) -> None:
         clock = FakeClock()

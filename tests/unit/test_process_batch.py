@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -178,7 +178,12 @@ async def test_embedding_starts_while_later_documents_are_still_being_extracted(
     events: list[str] = []
 
     class SlowExtractor(FakeExtractor):
-        async def extract(self, data: bytes, document_type: DocumentType) -> ExtractedDocument:
+        async def extract(
+            self,
+            data: bytes,
+            document_type: DocumentType,
+            on_progress: Callable[[int, int], None] | None = None,
+        ) -> ExtractedDocument:
             await asyncio.sleep(0.01)
             events.append(f"extracted {data[:1].decode()}")
             return await super().extract(data, document_type)

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 
 from application.use_cases.sweep import SweepQueueHandler
-from domain.model import IngestionJob, IngestionStatus
+from domain.model import IngestionJob, IngestionStatus, Stage
 from tests.unit.fakes import FakeClock, FakeQueue, FakeUnitOfWork, Store
 
 
@@ -35,6 +35,7 @@ async def test_a_job_out_of_attempts_is_failed_not_requeued() -> None:
     store, clock = Store(), FakeClock()
     job = add_job(store, clock, max_attempts=1)
     job.claim("dead-worker", clock.now(), timedelta(seconds=10))
+    job.advance(Stage.EXTRACTING, clock.now())  # the worker died on this document
     clock.advance(11)
     report = await SweepQueueHandler(lambda: FakeUnitOfWork(store), FakeQueue(), clock)()
     assert report.failed == 1

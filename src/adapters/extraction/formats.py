@@ -7,6 +7,7 @@ DTDs/entities in XML. Every format then goes through the same legal pass.
 
 from __future__ import annotations
 
+from domain.errors import ExtractionLimitExceeded
 from domain.legal_structure import structure
 from domain.model import DocumentType, ExtractedDocument
 
@@ -31,7 +32,24 @@ __all__ = ["ParseLimits", "decode_text", "extract", "extract_format"]
 def extract(data: bytes, doc_type: DocumentType, limits: ParseLimits) -> ExtractedDocument:
     """The document's blocks in reading order, with the legal structure of a norm
     (articles, paragraphs, amendment notes listed, revoked stubs dropped)."""
-    return structure(extract_format(data, doc_type, limits))
+    doc = extract_format(data, doc_type, limits)
+    _check_size(sum(len(b.text) for b in doc.blocks), limits)
+    return structure(doc)
+
+
+def _check_size(chars: int, limits: ParseLimits) -> None:
+    if chars > limits.max_text_chars:
+        raise ExtractionLimitExceeded(
+            f"the document holds {chars:,} characters of text; the limit is "
+            f"{limits.max_text_chars:,} (COGEP_MAX_EXTRACTED_CHARS)"
+        )
+
+
+def _text(data: bytes, limits: ParseLimits) -> str:
+    """Plain-text formats: decoded, and refused before any parsing when too long."""
+    text = decode_text(data)
+    _check_size(len(text), limits)
+    return text
 
 
 def extract_format(data: bytes, doc_type: DocumentType, limits: ParseLimits) -> ExtractedDocument:
@@ -52,9 +70,9 @@ def extract_format(data: bytes, doc_type: DocumentType, limits: ParseLimits) -> 
     if doc_type in _IMAGES:
         return extract_image(data, limits)
     if doc_type is DocumentType.CSV:
-        return extract_csv(decode_text(data), limits)
+        return extract_csv(_text(data, limits), limits)
     if doc_type is DocumentType.HTML:
-        return extract_html(decode_text(data))
+        return extract_html(_text(data, limits))
     if doc_type is DocumentType.MARKDOWN:
-        return extract_markdown(decode_text(data))
-    return ExtractedDocument(blocks=merge_blocks(text_to_blocks(decode_text(data))))
+        return extract_markdown(_text(data, limits))
+    return ExtractedDocument(blocks=merge_blocks(text_to_blocks(_text(data, limits))))

@@ -57,7 +57,7 @@ def extract_image(data: bytes, limits: ParseLimits) -> ExtractedDocument:
         dpi = img.info.get("dpi", (300, 300))[0] or 300
         text = ocr_image(img, dpi=int(min(max(dpi, 70), 1200)))
         blocks.extend(text_to_blocks(text, page=i + 1))
-        report_progress(i + 1, frames)
+        report_progress(i + 1, frames, slow=True)
     blocks = merge_blocks(blocks)
     if not blocks:
         raise NoTextFound("the image holds no text that OCR could read")

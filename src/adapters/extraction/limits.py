@@ -16,3 +16,6 @@ class ParseLimits:
     max_image_pixels: int = 80_000_000
     # cells of a spreadsheet read at most (rows x columns that hold something)
     max_cells: int = 2_000_000
+    # characters of text a document may hold once extracted: bounds the chunker's time
+    # and memory in the worker (about 14 bytes and 2 us of CPU per character)
+    max_text_chars: int = 10_000_000

@@ -26,18 +26,19 @@ OCR_DPI = 300
 PAGE_TIMEOUT_S = 120.0
 MIN_DESPECKLE_DPI = 150
 
-# set by the sandbox child: called after each OCR'd page with (pages done, pages to do)
-_progress: Callable[[int, int], None] | None = None
+# set by the sandbox child: called after each page with (pages done, pages in all,
+# slow); a slow page (OCR) moves the parser's deadline, a text page does not
+_progress: Callable[[int, int, bool], None] | None = None
 
 
-def set_progress_hook(hook: Callable[[int, int], None] | None) -> None:
+def set_progress_hook(hook: Callable[[int, int, bool], None] | None) -> None:
     global _progress
     _progress = hook
 
 
-def report_progress(done: int, total: int) -> None:
+def report_progress(done: int, total: int, *, slow: bool = False) -> None:
     if _progress is not None:
-        _progress(done, total)
+        _progress(done, total, slow)
 
 
 def ocr_image(image: Image, dpi: int = OCR_DPI, *, despeckle: bool = True) -> str:

@@ -93,7 +93,6 @@ def extract_pdf(data: bytes, limits: ParseLimits) -> ExtractedDocument:
         if n > limits.max_pdf_pages:
             raise UnsafeDocument(f"the PDF has {n} pages; the limit is {limits.max_pdf_pages}")
         pages: list[list[str]] = []
-        scans = 0
         for i in range(n):
             page = pdf[i]
             try:
@@ -107,8 +106,7 @@ def extract_pdf(data: bytes, limits: ParseLimits) -> ExtractedDocument:
                     image = page.render(scale=OCR_DPI / 72, grayscale=True).to_pil()
                     text = ocr_image(image)
                     ocr_pages.append(i + 1)
-                    scans += 1
-                    report_progress(scans, n)
+                    report_progress(i + 1, n, slow=True)
                     pages.append(clean(text).split("\n"))
                     continue
                 if visible and _count(page, pdfium_c.FPDF_PAGEOBJ_PATH, MIN_RULES) >= MIN_RULES:
@@ -118,6 +116,7 @@ def extract_pdf(data: bytes, limits: ParseLimits) -> ExtractedDocument:
                         continue
             finally:
                 page.close()
+                report_progress(i + 1, n)
             pages.append(clean(text).split("\n"))
         title = _pdf_title(pdf)
     finally:

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -76,10 +77,20 @@ class SandboxedExtractor:
         self._served = 0
         self._lock = threading.Lock()
 
-    async def extract(self, data: bytes, document_type: DocumentType) -> ExtractedDocument:
-        return await asyncio.to_thread(self.extract_blocking, data, document_type)
+    async def extract(
+        self,
+        data: bytes,
+        document_type: DocumentType,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> ExtractedDocument:
+        return await asyncio.to_thread(self.extract_blocking, data, document_type, on_progress)
 
-    def extract_blocking(self, data: bytes, document_type: DocumentType) -> ExtractedDocument:
+    def extract_blocking(
+        self,
+        data: bytes,
+        document_type: DocumentType,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> ExtractedDocument:
         with self._lock:
             proc = self._child()
             header = orjson.dumps({"type": document_type.value})
@@ -90,7 +101,9 @@ class SandboxedExtractor:
             except (BrokenPipeError, OSError):
                 self._kill()
                 raise TransientError("the parser process was not running; try again") from None
-            answer = self._read_answer(proc, deadline=time.monotonic() + self.limits.timeout_s)
+            answer = self._read_answer(
+                proc, time.monotonic() + self.limits.timeout_s, _cpu_seconds(proc.pid), on_progress
+            )
             self._served += 1
             if answer.get("retire") or self._served >= self.limits.max_requests_per_child:
                 self._kill()
@@ -132,7 +145,13 @@ class SandboxedExtractor:
             with contextlib.suppress(Exception):
                 stream.close()  # type: ignore[union-attr]
 
-    def _read_answer(self, proc: subprocess.Popen[bytes], deadline: float) -> dict[str, Any]:
+    def _read_answer(
+        self,
+        proc: subprocess.Popen[bytes],
+        deadline: float,
+        cpu_at_start: float | None,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> dict[str, Any]:
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         buf = bytearray()
@@ -150,26 +169,65 @@ class SandboxedExtractor:
                     if "progress" not in message:
                         return message
                     done, total = message["progress"]
-                    log.info("OCR: page %s of %s read", done, total)
-                    deadline = max(deadline, time.monotonic() + self.limits.timeout_s)
+                    if on_progress is not None:
+                        on_progress(int(done), int(total))
+                    if message.get("slow"):  # an OCR'd page: the clock starts again
+                        deadline = max(deadline, time.monotonic() + self.limits.timeout_s)
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not sel.select(remaining):
-                    self._kill()
-                    raise ExtractionLimitExceeded(
-                        f"parsing took longer than {self.limits.timeout_s:.0f} s; stopped"
-                    )
+                    raise self._overran(proc, cpu_at_start)
                 chunk = os.read(fd, max(65536, need - len(buf)))
                 if not chunk:
-                    code = proc.wait(5)
-                    self._kill()
-                    if code in (-signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS):
-                        raise ExtractionLimitExceeded(
-                            f"the parser died on this document (signal {-code}); it may need "
-                            f"more than {self.limits.memory_mb} MB or be malformed"
-                        )
-                    raise TransientError(f"the parser process exited unexpectedly ({code})")
+                    raise self._died(proc)
                 buf += chunk
+
+    def _overran(self, proc: subprocess.Popen[bytes], cpu_at_start: float | None) -> Exception:
+        """The deadline passed. A parser that used most of that time on the CPU is
+        stuck on this document; one that got little CPU was starved by a loaded machine,
+        which is no fault of the document: that is worth another attempt."""
+        cpu_now = _cpu_seconds(proc.pid)
+        self._kill()
+        limit = self.limits.timeout_s
+        if cpu_at_start is not None and cpu_now is not None:
+            used = cpu_now - cpu_at_start
+            if used < limit * STARVED_CPU_SHARE:
+                return TransientError(
+                    f"parsing hit the {limit:.0f} s deadline having had only {used:.1f} s "
+                    "of CPU: the machine is overloaded; will try again"
+                )
+        return ExtractionLimitExceeded(f"parsing took longer than {limit:.0f} s; stopped")
+
+    def _died(self, proc: subprocess.Popen[bytes]) -> Exception:
+        code = proc.wait(5)
+        self._kill()
+        if code == -signal.SIGKILL:
+            # our limits never send SIGKILL (RLIMIT_AS ends in MemoryError or an abort):
+            # the kernel's OOM killer or an operator did, so the document is not to blame
+            return TransientError(
+                "the parser was killed from outside (signal 9: the system ran out of memory "
+                "or an operator stopped it); will try again"
+            )
+        if code in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS):
+            return ExtractionLimitExceeded(
+                f"the parser died on this document (signal {-code}); it may need "
+                f"more than {self.limits.memory_mb} MB or be malformed"
+            )
+        return TransientError(f"the parser process exited unexpectedly ({code})")
+
+
+STARVED_CPU_SHARE = 0.5
+PROGRESS_EVERY_S = 0.5  # text pages are reported at most this often  # less CPU than this share of the deadline: the machine's fault
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process (Linux /proc), else None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _decode(answer: dict[str, Any]) -> ExtractedDocument:
@@ -258,8 +316,14 @@ def _serve() -> None:  # pragma: no cover - exercised through the parent in test
     # freed when memory runs out, so that the answer can still be written
     reserve: bytearray | None = bytearray(8 << 20)
 
-    def progress(done: int, total: int) -> None:
-        body = orjson.dumps({"progress": [done, total]})
+    sent = [0.0]
+
+    def progress(done: int, total: int, slow: bool) -> None:
+        now = time.monotonic()
+        if not slow and done < total and now - sent[0] < PROGRESS_EVERY_S:
+            return
+        sent[0] = now
+        body = orjson.dumps({"progress": [done, total], "slow": slow})
         stdout.write(struct.pack(">I", len(body)) + body)
         stdout.flush()
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.postgres.rows import job_from_row, job_values, jobs
 from domain.model import ClaimedJob, IngestionJob, IngestionStatus, Stage
+from domain.progress import JobProgress
 
 _INSERT_JOB = insert(jobs)
 
@@ -27,7 +28,7 @@ _CLAIM_SQL = text(
         SELECT id
         FROM ai.ingestion_queue
         WHERE status = CAST('PENDING' AS ai.ingestionstatus)
-          AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+          AND (next_attempt_at IS NULL OR next_attempt_at <= :ready_by)
         ORDER BY created_at
         LIMIT :batch_size
         FOR UPDATE SKIP LOCKED
@@ -40,6 +41,7 @@ _CLAIM_SQL = text(
         locked_until = :locked_until,
         started_at = :now,
         finished_at = NULL,
+        progress = NULL,
         updated_at = :now
     FROM claimable
     WHERE q.id = claimable.id
@@ -117,12 +119,19 @@ class SqlAlchemyJobRepository:
         )
 
     async def claim(
-        self, *, batch_size: int, worker_id: str, lease_seconds: float, now: datetime
+        self,
+        *,
+        batch_size: int,
+        worker_id: str,
+        lease_seconds: float,
+        now: datetime,
+        ready_by: datetime | None = None,
     ) -> list[ClaimedJob]:
         rows = await self.session.execute(
             _CLAIM_SQL,
             {
                 "now": now,
+                "ready_by": ready_by or now,
                 "batch_size": batch_size,
                 "processing": IngestionStatus.PROCESSING.value,
                 "stage": Stage.CLAIMED.value,
@@ -182,6 +191,20 @@ class SqlAlchemyJobRepository:
             .values(stage=stage.value, updated_at=now)
         )
 
+    async def record_progress(
+        self, updates: Sequence[tuple[ClaimedJob, JobProgress]], now: datetime
+    ) -> None:
+        for claim, progress in updates:
+            await self.session.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == claim.job_id,
+                    jobs.c.locked_by == claim.lease_token,
+                    jobs.c.status == IngestionStatus.PROCESSING,
+                )
+                .values(progress=progress.as_json(), updated_at=now)
+            )
+
     async def expired(self, now: datetime, limit: int) -> list[IngestionJob]:
         rows = await self.session.execute(
             _EXPIRED_SQL,
@@ -197,6 +220,20 @@ class SqlAlchemyJobRepository:
                         "SELECT count(*) FROM ai.ingestion_queue "
                         "WHERE status = CAST('PENDING' AS ai.ingestionstatus) "
                         "AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
+                    ),
+                    {"now": now},
+                )
+            ).scalar_one()
+        )
+
+    async def count_stalled(self, now: datetime) -> int:
+        return int(
+            (
+                await self.session.execute(
+                    text(
+                        "SELECT count(*) FROM ai.ingestion_queue "
+                        "WHERE status = CAST('PROCESSING' AS ai.ingestionstatus) "
+                        "AND locked_until < :now"
                     ),
                     {"now": now},
                 )

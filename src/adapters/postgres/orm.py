@@ -169,6 +169,8 @@ class IngestionJobRow(Base):
     # FAILED only: document (retrying cannot help), gave_up (transient, attempts used up),
     # cancelled (domain.model.FailureKind)
     failure_kind: Mapped[str | None] = mapped_column(String(20))
+    # pages read and chunks embedded so far (domain.progress.JobProgress, migration 0007)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # when the row last changed, by the DATABASE's clock (trigger ai.touch_changed_at,
     # migration 0006): the change feed's cursor, immune to the workers' clock skew
     changed_at: Mapped[datetime] = mapped_column(

@@ -27,6 +27,7 @@ from domain.model import (
     IngestionStatus,
     Stage,
 )
+from domain.progress import JobProgress
 from domain.versions import KeyOrigin
 
 documents = cast(Table, DocumentRow.__table__)
@@ -84,6 +85,7 @@ def job_from_row(row: Row[Any] | Mapping[Any, Any], prefix: str = "") -> Ingesti
         started_at=m[prefix + "started_at"],
         finished_at=m[prefix + "finished_at"],
         failure_kind=FailureKind(kind) if (kind := m[prefix + "failure_kind"]) else None,
+        progress=JobProgress.from_json(m[prefix + "progress"]),
     )
 
 
@@ -103,6 +105,7 @@ def job_values(job: IngestionJob) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "failure_kind": job.failure_kind.value if job.failure_kind else None,
+        "progress": job.progress.as_json() if job.progress else None,
     }
 
 

@@ -10,6 +10,13 @@ A cancel or a deletion takes the lease away: before extracting a document and be
 embedding slices the worker asks which leases it still holds and drops the others, so
 their work stops within a slice (a few seconds) and nothing of theirs is written.
 
+Fairness: about once a second, while this run still has work in hand, it takes jobs
+that have waited `fair_wait_s` (a worker of the fleet that was idle would have taken
+them by then) through a second extraction lane; the embedding schedule puts the
+shortest remaining documents first, so a one-page upload is searchable within seconds
+while a 300-page PDF embeds. Progress (pages read, chunks embedded) is written down
+about once a second and logged every `progress_log_every_s` for long documents.
+
 Every transaction takes its locks in one order: the source key, the document, the
 job, the chunks, the BM25 statistics (the API's DELETE, cancel and reprocess too), so
 the store and the API never deadlock.
@@ -23,22 +30,28 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from application.ports import (
     Chunker,
     Clock,
     Embedder,
+    ProcessingObserver,
     TextExtractor,
-    UnitOfWork,
     UnitOfWorkFactory,
 )
-from domain.errors import DomainError, NoTextFound, TransientError
-from domain.model import Chunk, ChunkDraft, ClaimedJob, Document, RetryPolicy, Stage
-from domain.versions import KeyOrigin, Settlement, settle_stored
+from application.processing.observer import NullObserver
+from application.processing.outcomes import BatchReport, Outcomes
+from application.processing.progress import ProgressBook
+from application.processing.schedule import EmbedSchedule, WorkItem
+from domain.errors import NoTextFound, TransientError
+from domain.model import ClaimedJob, Document, RetryPolicy, Stage
 
 log = logging.getLogger(__name__)
+
+__all__ = ["BatchReport", "ProcessBatch", "ProcessBatchHandler", "ProcessingSettings"]
 
 
 @dataclass(frozen=True)
@@ -47,60 +60,36 @@ class ProcessBatch:
     worker_id: str  # host:pid; a per-claim suffix makes the lease token
 
 
-@dataclass
-class BatchReport:
-    claimed: int = 0
-    completed: int = 0
-    retried: int = 0
-    failed: int = 0
-    lost: int = 0  # our lease was taken over; results discarded
-    cancelled: int = 0  # cancelled or deleted while we worked; dropped at a check
-    superseded: int = 0  # stored, but a newer version of the document is current
-    chunks: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def add_time(self, key: str, seconds: float) -> None:
-        self.timings[key] = self.timings.get(key, 0.0) + seconds
-
-    def merge(self, other: BatchReport) -> None:
-        """Add another batch's counts and timings (a task drains several batches)."""
-        self.claimed += other.claimed
-        self.completed += other.completed
-        self.retried += other.retried
-        self.failed += other.failed
-        self.lost += other.lost
-        self.cancelled += other.cancelled
-        self.superseded += other.superseded
-        self.chunks += other.chunks
-        for key, seconds in other.timings.items():
-            self.add_time(key, seconds)
-
-
-@dataclass
-class _Prepared:
-    claim: ClaimedJob
-    document: Document
-    drafts: list[ChunkDraft]
-    vectors: list[Sequence[float] | None]
-    report: dict[str, Any] = field(default_factory=dict)
-    found_metadata: dict[str, Any] = field(default_factory=dict)  # the norm's identity
-    norm_key: str | None = None  # "lei-8112-1990": the default source key of a legal act
-
-    @property
-    def done(self) -> bool:
-        return all(v is not None for v in self.vectors)
-
-
 @dataclass(frozen=True)
 class ProcessingSettings:
     lease_seconds: float
     retry_policy: RetryPolicy
     embed_batch_size: int = 64
     check_every_s: float = 1.0  # how often to ask whether our leases still stand
+    # fairness: while this run has work in hand, take jobs that have waited this long
+    # (an idle worker of the fleet would have taken them by then), a few at a time
+    fair_wait_s: float = 1.0
+    fair_claim_size: int = 4
+    fair_claim_limit: int = 64  # at most this many extra jobs per run
+    progress_every_s: float = 1.0
+    progress_log_every_s: float = 10.0
 
     @property
     def renew_every(self) -> float:
         return max(0.5, self.lease_seconds / 3)
+
+
+@dataclass
+class _Run:
+    """One call's state: the claims it holds (the renewer reads the list as it grows)."""
+
+    cmd: ProcessBatch
+    token: str
+    claims: list[ClaimedJob]
+    producers: int = 0  # extraction lanes started
+    finished: int = 0  # extraction lanes done
+    fast_lane_busy: bool = False
+    extra: int = 0  # jobs claimed while working (fairness)
 
 
 class ProcessBatchHandler:
@@ -112,13 +101,19 @@ class ProcessBatchHandler:
         embedder: Embedder,
         clock: Clock,
         settings: ProcessingSettings,
+        fast_extractor: TextExtractor | None = None,
+        observer: ProcessingObserver | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.extractor = extractor
+        # a second parser for the jobs taken while a long extraction runs
+        self.fast_extractor = fast_extractor or extractor
         self.chunker = chunker
         self.embedder = embedder
         self.clock = clock
         self.settings = settings
+        self.observer: ProcessingObserver = observer or NullObserver()
+        self.outcomes = Outcomes(uow_factory, embedder, clock, settings.retry_policy, self.observer)
 
     async def __call__(self, cmd: ProcessBatch) -> BatchReport:
         report = BatchReport()
@@ -136,9 +131,10 @@ class ProcessBatchHandler:
         report.add_time("claim", time.perf_counter() - t0)
         if not claims:
             return report
-        renewer = asyncio.create_task(self._renew_leases(claims))
+        run = _Run(cmd, token, list(claims))
+        renewer = asyncio.create_task(self._renew_leases(run.claims))
         try:
-            await self._pipeline(claims, report)
+            await self._pipeline(run, report)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -147,127 +143,256 @@ class ProcessBatchHandler:
 
     # -- stages ------------------------------------------------------------------
     #
-    # A producer extracts and chunks the documents one after another into a queue;
-    # the consumer embeds full batches (across documents) as soon as they are ready,
-    # so extraction of the next documents overlaps embedding of the previous ones;
-    # a document whose chunks all have vectors is stored by a background task while
-    # the next batch embeds. The model therefore rarely waits.
+    # Producers (extraction lanes) extract and chunk documents one after another into a
+    # queue; the consumer embeds slices across documents (EmbedSchedule: shortest
+    # remaining first) as soon as chunks are ready, so extraction overlaps embedding; a
+    # document whose chunks all have vectors is stored by a background task while the
+    # next slice embeds. About once a second the consumer checks the leases, writes the
+    # progress down and, while it has work in hand, takes jobs that have waited: they go
+    # through a second extraction lane and, being short, into the next slice.
 
-    async def _pipeline(self, claims: list[ClaimedJob], report: BatchReport) -> None:
-        t0 = time.perf_counter()
-        ids = [c.document_id for c in claims]
-        async with self.uow_factory() as uow:
-            docs = await uow.documents.get_many(ids)
-            contents = await uow.documents.contents(ids)
-            await uow.jobs.set_stage(claims, Stage.EXTRACTING, self.clock.now())
-            await uow.commit()
-        report.add_time("load", time.perf_counter() - t0)
-        queue: asyncio.Queue[_Prepared | None] = asyncio.Queue()
-        producer = asyncio.create_task(self._produce(claims, docs, contents, queue, report))
+    async def _pipeline(self, run: _Run, report: BatchReport) -> None:
+        queue: asyncio.Queue[WorkItem | None] = asyncio.Queue()
+        book = ProgressBook(
+            self.clock, self.settings.progress_every_s, self.settings.progress_log_every_s
+        )
+        lanes: set[asyncio.Task[None]] = set()
         background: set[asyncio.Task[None]] = set()
+        self._start_lane(run, list(run.claims), self.extractor, queue, report, book, lanes)
         try:
-            await self._consume(queue, report, background)
+            await self._consume(run, queue, report, book, lanes, background)
         finally:
-            if not producer.done():
-                producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await producer
+            for lane in lanes:
+                if not lane.done():
+                    lane.cancel()
+            for lane in list(lanes):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lane
             if background:
                 await asyncio.gather(*background)
+            await book.flush(self.uow_factory, force=True)
+
+    def _start_lane(
+        self,
+        run: _Run,
+        claims: list[ClaimedJob],
+        extractor: TextExtractor,
+        queue: asyncio.Queue[WorkItem | None],
+        report: BatchReport,
+        book: ProgressBook,
+        lanes: set[asyncio.Task[None]],
+    ) -> asyncio.Task[None]:
+        run.producers += 1
+        task = asyncio.create_task(self._produce(claims, extractor, queue, report, book))
+        lanes.add(task)
+        task.add_done_callback(lanes.discard)
+        return task
 
     async def _produce(
         self,
         claims: list[ClaimedJob],
-        docs: dict[uuid.UUID, Document],
-        contents: dict[uuid.UUID, bytes],
-        queue: asyncio.Queue[_Prepared | None],
+        extractor: TextExtractor,
+        queue: asyncio.Queue[WorkItem | None],
         report: BatchReport,
+        book: ProgressBook,
     ) -> None:
         try:
+            t0 = time.perf_counter()
+            ids = [c.document_id for c in claims]
+            async with self.uow_factory() as uow:
+                docs = await uow.documents.get_many(ids)
+                contents = await uow.documents.contents(ids)
+            report.add_time("load", time.perf_counter() - t0)
             for claim in claims:
                 doc = docs.get(claim.document_id)
-                data = contents.get(claim.document_id)
+                data = contents.pop(claim.document_id, None)
                 if doc is None or data is None:  # deleted while queued: the cascade took the job
                     report.lost += 1
                     continue
-                if not await self._still_held([claim]):
-                    report.cancelled += 1
-                    log.info("job %s was cancelled or deleted; not extracting", claim.job_id)
-                    continue
-                try:
-                    t1 = time.perf_counter()
-                    extracted = await self.extractor.extract(data, doc.content_type)
-                    t2 = time.perf_counter()
-                    drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
-                    report.add_time("extract", t2 - t1)
-                    report.add_time("chunk", time.perf_counter() - t2)
-                    if not drafts:
-                        raise NoTextFound(
-                            "the document holds no text to index (it is empty or only whitespace)"
-                        )
-                except Exception as exc:  # one bad document never fails the batch
-                    await self._fail(claim, exc, Stage.EXTRACTING, report)
-                    continue
-                report_ = {**extracted.report, "pages": extracted.pages, "chunks": len(drafts)}
-                found = extracted.norm.as_metadata() if extracted.norm else {}
-                norm_key = extracted.norm.key if extracted.norm else None
-                await queue.put(
-                    _Prepared(
-                        claim, doc, drafts, [None] * len(drafts), report_, dict(found), norm_key
-                    )
-                )
+                item = await self._prepare(claim, doc, data, extractor, report, book)
+                if item is not None:
+                    await queue.put(item)
         finally:
             await queue.put(None)
 
+    async def _prepare(
+        self,
+        claim: ClaimedJob,
+        doc: Document,
+        data: bytes,
+        extractor: TextExtractor,
+        report: BatchReport,
+        book: ProgressBook,
+    ) -> WorkItem | None:
+        if not await self._still_held([claim]):
+            report.cancelled += 1
+            log.info("job %s was cancelled or deleted; not extracting", claim.job_id)
+            return None
+        # the stage says which documents this worker had started on, should it die
+        await self._set_stage(claim, Stage.EXTRACTING)
+        book.extracting(claim, f"{doc.filename} ({doc.collection})")
+        stage = Stage.EXTRACTING
+        try:
+            t1 = time.perf_counter()
+            extracted = await extractor.extract(
+                data,
+                doc.content_type,
+                on_progress=lambda done, total: book.pages(claim, done, total),
+            )
+            t2 = time.perf_counter()
+            stage = Stage.CHUNKING
+            drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
+            t3 = time.perf_counter()
+            if not drafts:
+                raise NoTextFound(
+                    "the document holds no text to index (it is empty or only whitespace)"
+                )
+        except Exception as exc:  # one bad document never fails the batch
+            book.forget(claim)
+            await self.outcomes.fail(claim, exc, stage, report, doc)
+            return None
+        report.add_time("extract", t2 - t1)
+        report.add_time("chunk", t3 - t2)
+        found = extracted.norm.as_metadata() if extracted.norm else {}
+        item = WorkItem(
+            claim,
+            doc,
+            drafts,
+            [None] * len(drafts),
+            {**extracted.report, "pages": extracted.pages, "chunks": len(drafts)},
+            dict(found),
+            extracted.norm.key if extracted.norm else None,
+        )
+        item.add_time("extract", t2 - t1)
+        item.add_time("chunk", t3 - t2)
+        book.embedding(claim, len(drafts))
+        return item
+
     async def _consume(
         self,
-        queue: asyncio.Queue[_Prepared | None],
+        run: _Run,
+        queue: asyncio.Queue[WorkItem | None],
         report: BatchReport,
+        book: ProgressBook,
+        lanes: set[asyncio.Task[None]],
         background: set[asyncio.Task[None]],
     ) -> None:
         size = self.settings.embed_batch_size
-        pending: list[tuple[_Prepared, int]] = []  # (document, chunk index) without a vector
-        handled: set[uuid.UUID] = set()  # failed, or handed to their store task
-        finished = False
+        schedule = EmbedSchedule()
+        handled: set[uuid.UUID] = set()  # failed, cancelled, or handed to their store task
         checked = time.monotonic()
-        while not finished or pending:
-            # take what is ready; wait for more only while a batch is not yet full
-            while not finished and (len(pending) < size or not queue.empty()):
-                item = await queue.get()
-                if item is None:
-                    finished = True
+        while run.finished < run.producers or schedule:
+            # take what is ready; wait for more while a slice is not full, but no longer
+            # than a check interval: then embed what there is
+            while run.finished < run.producers and (
+                schedule.pending_chunks < size or not queue.empty()
+            ):
+                until_check = self.settings.check_every_s - (time.monotonic() - checked)
+                try:
+                    item = await asyncio.wait_for(queue.get(), max(0.05, until_check))
+                except TimeoutError:
                     break
-                pending.extend((item, i) for i in range(len(item.drafts)))
+                if item is None:
+                    run.finished += 1
+                    continue
+                schedule.add(item)
                 self._spawn(background, self._set_stage(item.claim, Stage.EMBEDDING))
-            if pending and time.monotonic() - checked >= self.settings.check_every_s:
-                pending = await self._drop_cancelled(pending, handled, report)
+            if time.monotonic() - checked >= self.settings.check_every_s:
                 checked = time.monotonic()
-            batch, pending = pending[:size], pending[size:]
-            batch = [(p, i) for p, i in batch if p.claim.job_id not in handled]
+                await self._drop_cancelled(schedule, handled, report, book)
+                await self._take_waiting(run, schedule, queue, report, book, lanes)
+                await book.flush(self.uow_factory)
+            batch = [(p, i) for p, i in schedule.take(size) if p.claim.job_id not in handled]
             if not batch:
                 continue
-            t0 = time.perf_counter()
-            try:
-                vectors = await self.embedder.embed_passages(
-                    [p.drafts[i].embedding_text for p, i in batch]
+            await self._embed(batch, handled, report, book, background)
+
+    async def _embed(
+        self,
+        batch: list[tuple[WorkItem, int]],
+        handled: set[uuid.UUID],
+        report: BatchReport,
+        book: ProgressBook,
+        background: set[asyncio.Task[None]],
+    ) -> None:
+        items = list({id(p): p for p, _ in batch}.values())
+        t0 = time.perf_counter()
+        try:
+            vectors = await self.embedder.embed_passages(
+                [p.drafts[i].embedding_text for p, i in batch]
+            )
+            if len(vectors) != len(batch):
+                raise TransientError(
+                    f"the embedder returned {len(vectors)} vectors for {len(batch)} texts"
                 )
-                if len(vectors) != len(batch):
-                    raise TransientError(
-                        f"the embedder returned {len(vectors)} vectors for {len(batch)} texts"
-                    )
-            except Exception as exc:
-                report.add_time("embed", time.perf_counter() - t0)
-                for p in {id(p): p for p, _ in batch}.values():
-                    handled.add(p.claim.job_id)
-                    self._spawn(background, self._fail(p.claim, exc, Stage.EMBEDDING, report))
-                continue
+        except Exception as exc:
             report.add_time("embed", time.perf_counter() - t0)
-            for (p, i), vector in zip(batch, vectors, strict=True):
-                p.vectors[i] = vector
-            for p in {id(p): p for p, _ in batch}.values():
-                if p.done and p.claim.job_id not in handled:
-                    handled.add(p.claim.job_id)
-                    self._spawn(background, self._store(p, report))
+            for p in items:
+                handled.add(p.claim.job_id)
+                book.forget(p.claim)
+                self._spawn(
+                    background,
+                    self.outcomes.fail(p.claim, exc, Stage.EMBEDDING, report, p.document),
+                )
+            return
+        seconds = time.perf_counter() - t0
+        report.add_time("embed", seconds)
+        self.observer.chunks_embedded(len(batch), seconds)
+        for (p, i), vector in zip(batch, vectors, strict=True):
+            p.vectors[i] = vector
+            p.embedded += 1
+            p.add_time("embed", seconds / len(batch))
+        for p in items:
+            book.embedded(p.claim, p.embedded)
+            if p.done and p.claim.job_id not in handled:
+                handled.add(p.claim.job_id)
+                progress = book.get(p.claim)
+                book.forget(p.claim)
+                self._spawn(background, self.outcomes.store(p, report, progress))
+
+    async def _take_waiting(
+        self,
+        run: _Run,
+        schedule: EmbedSchedule,
+        queue: asyncio.Queue[WorkItem | None],
+        report: BatchReport,
+        book: ProgressBook,
+        lanes: set[asyncio.Task[None]],
+    ) -> None:
+        """Fairness: jobs that have waited `fair_wait_s` while we still have work in hand
+        join this run through the second extraction lane."""
+        s = self.settings
+        if run.fast_lane_busy or s.fair_claim_size <= 0 or run.extra >= s.fair_claim_limit:
+            return
+        if not schedule and run.finished >= run.producers:
+            return  # nothing in hand: the drain loop claims the next batch anyway
+        now = self.clock.now()
+        try:
+            async with self.uow_factory() as uow:
+                claims = await uow.jobs.claim(
+                    batch_size=min(s.fair_claim_size, s.fair_claim_limit - run.extra),
+                    worker_id=run.token,
+                    lease_seconds=s.lease_seconds,
+                    now=now,
+                    ready_by=now - timedelta(seconds=s.fair_wait_s),
+                )
+                await uow.commit()
+        except Exception:
+            log.warning("could not take waiting jobs; will try again", exc_info=True)
+            return
+        if not claims:
+            return
+        run.extra += len(claims)
+        report.claimed += len(claims)
+        run.claims.extend(claims)
+        run.fast_lane_busy = True
+        log.info("took %d waiting job(s) alongside the work in hand", len(claims))
+
+        def free(_: object) -> None:
+            run.fast_lane_busy = False
+
+        lane = self._start_lane(run, claims, self.fast_extractor, queue, report, book, lanes)
+        lane.add_done_callback(free)
 
     @staticmethod
     def _spawn(background: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]) -> None:
@@ -287,18 +412,22 @@ class ProcessBatchHandler:
 
     async def _drop_cancelled(
         self,
-        pending: list[tuple[_Prepared, int]],
+        schedule: EmbedSchedule,
         handled: set[uuid.UUID],
         report: BatchReport,
-    ) -> list[tuple[_Prepared, int]]:
-        claims = {p.claim.job_id: p.claim for p, _ in pending if p.claim.job_id not in handled}
-        held = await self._still_held(list(claims.values()))
-        gone = set(claims) - held
-        for job_id in gone:
-            handled.add(job_id)
-            report.cancelled += 1
-            log.info("job %s was cancelled or deleted; its embedding stops", job_id)
-        return [(p, i) for p, i in pending if p.claim.job_id not in gone]
+        book: ProgressBook,
+    ) -> None:
+        waiting = [i.claim for i in schedule.active() if i.claim.job_id not in handled]
+        if not waiting:
+            return
+        gone = {c.job_id for c in waiting} - await self._still_held(waiting)
+        for claim in waiting:
+            if claim.job_id in gone:
+                handled.add(claim.job_id)
+                book.forget(claim)
+                report.cancelled += 1
+                log.info("job %s was cancelled or deleted; its embedding stops", claim.job_id)
+        schedule.drop(gone)
 
     async def _set_stage(self, claim: ClaimedJob, stage: Stage) -> None:
         try:
@@ -308,111 +437,16 @@ class ProcessBatchHandler:
         except Exception:  # informational only; the store or failure write is what counts
             log.warning("could not record stage %s of job %s", stage, claim.job_id)
 
-    async def _store(self, p: _Prepared, report: BatchReport) -> None:
-        t0 = time.perf_counter()
-        model = self.embedder.model_name
-        new_chunks = [
-            d.embedded(p.document.id, v, model)
-            for d, v in zip(p.drafts, p.vectors, strict=True)
-            if v is not None
-        ]
-        try:
-            async with self.uow_factory() as uow:
-                stored = await self._store_in(uow, p, new_chunks)
-                if stored is None:
-                    report.lost += 1
-                    log.warning("lease lost for job %s; discarding results", p.claim.job_id)
-                    return
-                await uow.commit()
-        except Exception as exc:
-            await self._fail(p.claim, exc, Stage.STORING, report)
-            return
-        finally:
-            report.add_time("store", time.perf_counter() - t0)
-        if not stored.became_current:
-            report.superseded += 1
-        report.completed += 1
-        report.chunks += len(new_chunks)
-
-    async def _store_in(
-        self, uow: UnitOfWork, p: _Prepared, new_chunks: list[Chunk]
-    ) -> Settlement | None:
-        """Store the chunk set and settle the versions, in the one lock order: the
-        source key(s), the document, the job, then chunks and statistics. None when
-        the lease is gone (cancelled, deleted, taken over): nothing is written."""
-        now = self.clock.now()
-        seen = await uow.documents.get(p.document.id)
-        if seen is None:
-            return None
-        key, origin = seen.source_key, seen.key_origin
-        if origin is KeyOrigin.CONTENT and p.norm_key:
-            key, origin = p.norm_key, KeyOrigin.NORM  # a legal act's identity is its key
-        await uow.documents.lock_keys(seen.collection, [seen.source_key, key])
-        doc = await uow.documents.lock(p.document.id)
-        if doc is None or doc.source_key != seen.source_key:
-            return None
-        job = await uow.jobs.lock(p.claim.job_id)
-        if job is None or not job.holds_lease(p.claim.lease_token):
-            return None
-        job.advance(Stage.STORING, now)
-        await uow.chunks.replace(doc.id, new_chunks)
-        await uow.documents.set_chunk_count(doc.id, len(new_chunks))
-        await uow.documents.record_extraction(doc.id, p.report, p.found_metadata)
-        if key != doc.source_key:
-            latest = await uow.documents.latest_version(doc.collection, key)
-            doc.source_key, doc.key_origin = key, origin
-            doc.version = latest.version + 1 if latest is not None else 1
-        others = [d for d in await uow.documents.versions(doc.collection, key) if d.id != doc.id]
-        settlement = settle_stored(doc, others, now)
-        await uow.documents.save_versions(settlement.changed)
-        job.complete(now)
-        await uow.jobs.save(job)
-        return settlement
-
-    # -- failures and leases --------------------------------------------------------
-
-    async def _fail(
-        self, claim: ClaimedJob, exc: BaseException, stage: Stage, report: BatchReport
-    ) -> None:
-        if isinstance(exc, DomainError):
-            reason, transient = exc.reason, exc.transient
-        else:  # unexpected: worth another attempt, and say what it was
-            reason, transient = f"{type(exc).__name__}: {exc}", True
-        log.warning("job %s failed at %s: %s", claim.job_id, stage, reason)
-        try:
-            async with self.uow_factory() as uow:
-                job = await uow.jobs.lock(claim.job_id)
-                if job is None or not job.holds_lease(claim.lease_token):
-                    report.lost += 1
-                    return
-                job.advance(stage, self.clock.now())
-                outcome = job.fail(
-                    reason,
-                    transient=transient,
-                    now=self.clock.now(),
-                    policy=self.settings.retry_policy,
-                )
-                await uow.jobs.save(job)
-                await uow.commit()
-        except Exception:
-            # The database itself is gone: the lease will expire and the sweeper
-            # hands the job back; nothing is lost.
-            log.exception("could not record the failure of job %s", claim.job_id)
-            return
-        if outcome.will_retry:
-            report.retried += 1
-        else:
-            report.failed += 1
-
     async def _renew_leases(self, claims: list[ClaimedJob]) -> None:
         while True:
             await asyncio.sleep(self.settings.renew_every)
             try:
                 async with self.uow_factory() as uow:
-                    await uow.jobs.renew_leases(
+                    renewed = await uow.jobs.renew_leases(
                         claims, self.settings.lease_seconds, self.clock.now()
                     )
                     await uow.commit()
+                self.observer.leases_renewed(renewed)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -15,6 +15,9 @@ class Stats:
     oldest_pending_age_s: float | None
     ready: int
     chunks_by_model: Mapping[tuple[str, int], int]
+    # PROCESSING jobs whose lease has run out: the sweeper hands them back within an
+    # interval, so a count that stays above 0 means no sweeper is running
+    stalled: int = 0
 
 
 class GetStats:
@@ -28,5 +31,6 @@ class GetStats:
             oldest = await uow.jobs.oldest_pending_created_at()
             ready = await uow.jobs.count_ready(now)
             models = await uow.chunks.models()
+            stalled = await uow.jobs.count_stalled(now)
         age = max(0.0, (now - oldest).total_seconds()) if oldest else None
-        return Stats(counts, age, ready, models)
+        return Stats(counts, age, ready, models, stalled)

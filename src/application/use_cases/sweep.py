@@ -58,4 +58,5 @@ class SweepQueueHandler:
             if not backlog:  # None (unknown) or 0: ring; a spare doorbell costs nothing
                 await self.queue.ring()
                 rang = True
+                log.debug("sweeper: %d ready jobs had no doorbell in the broker; rang", ready)
         return SweepReport(requeued, failed, ready, rang)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +29,32 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+class ProgressOut(BaseModel):
+    """How far the job has come (recorded by the worker about once a second)."""
+
+    pages_done: int | None = Field(description="pages read so far (formats with pages)")
+    pages_total: int | None
+    chunks_done: int | None = Field(description="chunks embedded so far")
+    chunks_total: int | None = Field(description="chunks the document makes (known after chunking)")
+    eta_seconds: float | None = Field(
+        description="seconds left in the current stage at the rate so far; null while unknown"
+    )
+
+    @classmethod
+    def of(cls, job: IngestionJob, now: datetime) -> ProgressOut | None:
+        p = job.progress
+        if p is None:
+            return None
+        running = job.status is IngestionStatus.PROCESSING
+        return cls(
+            pages_done=p.pages_done,
+            pages_total=p.pages_total,
+            chunks_done=p.chunks_done,
+            chunks_total=p.chunks_total,
+            eta_seconds=p.eta_seconds(now) if running else None,
+        )
+
+
 class JobOut(BaseModel):
     id: uuid.UUID
     document_id: uuid.UUID
@@ -49,6 +75,9 @@ class JobOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    progress: ProgressOut | None = Field(
+        description="pages read and chunks embedded, with an ETA while PROCESSING"
+    )
 
     @classmethod
     def of(cls, job: IngestionJob) -> JobOut:
@@ -69,6 +98,7 @@ class JobOut(BaseModel):
             updated_at=job.updated_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            progress=ProgressOut.of(job, datetime.now(UTC)),
         )
 
 
@@ -170,6 +200,7 @@ class DocumentChangeOut(BaseModel):
     attempts: int | None
     last_error: str | None
     failure_kind: str | None
+    progress: ProgressOut | None
 
     @classmethod
     def of(cls, view: DocumentView) -> DocumentChangeOut:
@@ -188,6 +219,7 @@ class DocumentChangeOut(BaseModel):
             attempts=job.attempts if job else None,
             last_error=job.last_error if job else None,
             failure_kind=job.failure_kind.value if job and job.failure_kind else None,
+            progress=ProgressOut.of(job, datetime.now(UTC)) if job else None,
         )
 
 
@@ -248,6 +280,9 @@ class StatsOut(BaseModel):
     jobs: dict[str, int]
     ready: int
     oldest_pending_age_s: float | None
+    stalled_leases: int = Field(
+        description="PROCESSING jobs whose lease ran out, not yet handed back by the sweeper"
+    )
     chunks_by_model: list[ModelCount]
 
 

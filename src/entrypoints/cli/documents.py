@@ -215,6 +215,9 @@ def show(
         ("metadata", json.dumps(doc["metadata"], ensure_ascii=False)[:300]),
     ):
         facts.add_row(f"[bold]{name}[/]", value)
+    progress = (doc.get("job") or {}).get("progress")
+    if progress:
+        facts.add_row("[bold]progress[/]", describe_progress(progress))
     if doc.get("last_error"):
         facts.add_row("[bold red]last error[/]", doc["last_error"])
     out.print(facts)
@@ -285,3 +288,14 @@ def register(app: typer.Typer) -> None:
     app.command()(delete)
     app.command()(reprocess)
     app.command()(cancel)
+
+
+def describe_progress(p: dict[str, Any]) -> str:
+    parts = []
+    if p.get("pages_total"):
+        parts.append(f"pages {p.get('pages_done') or 0}/{p['pages_total']}")
+    if p.get("chunks_total") is not None:
+        parts.append(f"chunks embedded {p.get('chunks_done') or 0}/{p['chunks_total']}")
+    if p.get("eta_seconds") is not None:
+        parts.append(f"ETA {p['eta_seconds']:.0f} s")
+    return ", ".join(parts) or "-"

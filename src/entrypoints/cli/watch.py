@@ -30,6 +30,24 @@ class BatchProgress:
     total: int
     finished: int
     chunks: int
+    # the documents being worked on now, as the worker last reported them
+    working: int = 0
+    chunks_embedded: int = 0
+    chunks_to_embed: int = 0
+    pages_read: int = 0
+    pages_to_read: int = 0
+    eta_s: float | None = None  # the longest of their ETAs
+
+    def describe(self) -> str:
+        text = f"processing: {self.finished}/{self.total} done, {self.chunks} chunks"
+        if self.working:
+            if self.chunks_to_embed:
+                text += f"; embedding {self.chunks_embedded}/{self.chunks_to_embed} chunks"
+            elif self.pages_to_read:
+                text += f"; reading page {self.pages_read}/{self.pages_to_read}"
+            if self.eta_s is not None:
+                text += f", ETA {self.eta_s:.0f} s"
+        return text
 
 
 class BatchWatcher:
@@ -50,6 +68,7 @@ class BatchWatcher:
         self.settle = settle
         self.on_progress = on_progress
         self.requests = 0
+        self.working: dict[str, dict[str, Any]] = {}  # id -> its latest progress
 
     async def wait(
         self, in_batch: Sequence[str], outsiders: Sequence[str], timeout_s: float
@@ -69,6 +88,7 @@ class BatchWatcher:
             self.requests += 1
             cursor = page.get("cursor") or cursor
             for body in page["items"]:
+                self._track(body)
                 if body["id"] in pending and self.settle(body["id"], body):
                     pending.discard(body["id"])
             if others:
@@ -76,12 +96,31 @@ class BatchWatcher:
             summary = page.get("summary")
             if summary is not None:
                 if self.on_progress is not None:
-                    self.on_progress(
-                        BatchProgress(summary["total"], summary["finished"], summary["chunks"])
-                    )
+                    self.on_progress(self._progress(summary))
                 if pending and summary["finished"] >= summary["total"]:
                     pending -= await self._reconcile()  # what the feed did not name yet
         return pending | others
+
+    def _track(self, body: dict[str, Any]) -> None:
+        if body.get("status") == "PROCESSING" and body.get("progress"):
+            self.working[body["id"]] = body["progress"]
+        else:
+            self.working.pop(body["id"], None)
+
+    def _progress(self, summary: dict[str, Any]) -> BatchProgress:
+        work = list(self.working.values())
+        etas = [p["eta_seconds"] for p in work if p.get("eta_seconds") is not None]
+        return BatchProgress(
+            summary["total"],
+            summary["finished"],
+            summary["chunks"],
+            working=len(work),
+            chunks_embedded=sum(p.get("chunks_done") or 0 for p in work),
+            chunks_to_embed=sum(p.get("chunks_total") or 0 for p in work),
+            pages_read=sum(p.get("pages_done") or 0 for p in work),
+            pages_to_read=sum(p.get("pages_total") or 0 for p in work),
+            eta_s=max(etas) if etas else None,
+        )
 
     async def _look_up(self, ids: list[str]) -> set[str]:
         done: set[str] = set()

@@ -10,6 +10,10 @@ from celery import Celery
 from entrypoints.settings import Settings
 
 QUEUE = "cogep"
+# periodic tasks have their own queue, consumed by the scheduler process (`cogep-ingest
+# beat`: Celery beat embedded in a one-process worker), so a sweep never waits behind
+# documents however busy the workers are
+MAINTENANCE_QUEUE = "cogep.maintenance"
 PROCESS_BATCH = "cogep.process_batch"
 SWEEP = "cogep.sweep"
 
@@ -38,8 +42,14 @@ def create_celery_app(settings: Settings, redis_url: str | None = None) -> Celer
         },
         redis_socket_connect_timeout=1,
         redis_socket_timeout=5,
+        task_routes={SWEEP: {"queue": MAINTENANCE_QUEUE}},
         beat_schedule={
-            "sweep-queue": {"task": SWEEP, "schedule": settings.sweep_interval_s},
+            "sweep-queue": {
+                "task": SWEEP,
+                "schedule": settings.sweep_interval_s,
+                # a sweep that could not run in its interval is replaced by the next one
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.sweep_interval_s},
+            },
         },
         timezone="UTC",
         enable_utc=True,

@@ -13,14 +13,14 @@ import socket
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import worker_shutting_down
+from celery.signals import setup_logging, worker_process_shutdown, worker_shutting_down
 
 from adapters.postgres.orm import EMBEDDING_DIM
 from domain.errors import DomainError, EmbeddingModelMismatch
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
-from entrypoints.worker import tasks
-from entrypoints.worker.celery_app import QUEUE, create_celery_app
+from entrypoints.worker import metrics, tasks
+from entrypoints.worker.celery_app import MAINTENANCE_QUEUE, QUEUE, create_celery_app
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,18 @@ def create_worker_app(settings: Settings) -> Celery:
     app = create_celery_app(settings)
     tasks.register_tasks(app, settings)
     return app
+
+
+@setup_logging.connect  # type: ignore[untyped-decorator]
+def _keep_our_logging(**_: object) -> None:
+    # connected, so Celery leaves logging alone: configure_logging already set it up,
+    # one single-line format (JSON with COGEP_LOG_JSON) for worker and beat alike
+    return None
+
+
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+def _pool_child_exited(pid: int | None = None, **_: object) -> None:
+    metrics.child_exited(pid or os.getpid())
 
 
 @worker_shutting_down.connect  # type: ignore[untyped-decorator]
@@ -88,9 +100,11 @@ def run_worker(settings: Settings, loglevel: str, queues: str = QUEUE) -> None:
         threads,
         model,
     )
+    metrics.serve(settings.worker_metrics_port)
     app = create_worker_app(settings)
     app.worker_main(
         [
+            "--quiet",  # no start-up banner: the log line above says what it is
             "worker",
             f"--loglevel={loglevel}",
             f"--queues={queues}",
@@ -104,7 +118,25 @@ def run_worker(settings: Settings, loglevel: str, queues: str = QUEUE) -> None:
 
 
 def run_beat(settings: Settings, loglevel: str) -> None:
+    """The scheduler: Celery beat embedded in a one-process worker that consumes only
+    the maintenance queue, so periodic tasks run on time whatever the document load.
+    Run exactly one per fleet (as with any Celery beat)."""
     app = create_celery_app(settings)
+    tasks.register_tasks(app, settings)
     schedule = Path(settings.data_dir) / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
-    app.Beat(schedule=str(schedule), loglevel=loglevel).run()
+    app.worker_main(
+        [
+            "--quiet",
+            "worker",
+            "--beat",
+            f"--schedule={schedule}",
+            f"--loglevel={loglevel}",
+            f"--queues={MAINTENANCE_QUEUE}",
+            "--pool=solo",
+            "--concurrency=1",
+            f"--hostname=cogep-beat@{socket.gethostname()}-{os.getpid()}",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+    )

@@ -31,7 +31,8 @@ from typing import Any
 
 from celery import Celery
 
-from application.use_cases.process_batch import BatchReport, ProcessBatch
+from application.processing.outcomes import BatchReport
+from application.use_cases.process_batch import ProcessBatch
 from entrypoints.container import Container, build_container, task_uow_factory
 from entrypoints.settings import Settings
 from entrypoints.worker.celery_app import PROCESS_BATCH, SWEEP
@@ -107,6 +108,8 @@ async def sweep_queue(container: Container) -> dict[str, Any]:
     finally:
         await doorbell.close()
         await engine.dispose()
+    if purged:
+        log.info("sweeper: %d idempotency keys older than %s purged", purged, IDEMPOTENCY_KEY_TTL)
     return {**asdict(report), "idempotency_keys_purged": purged}
 
 

@@ -95,6 +95,7 @@ async def prometheus_metrics(
             metrics.QUEUE_JOBS.labels(status.value).set(count)
         metrics.QUEUE_READY.set(stats.ready)
         metrics.QUEUE_OLDEST_PENDING.set(stats.oldest_pending_age_s or 0)
+        metrics.QUEUE_STALLED.set(stats.stalled)
         for (model, dim), n in stats.chunks_by_model.items():
             metrics.CHUNKS_BY_MODEL.labels(model, str(dim)).set(n)
     except Exception as exc:  # metrics of the process itself are still worth serving
@@ -114,6 +115,7 @@ async def stats(
         jobs={k.value: v for k, v in s.jobs_by_status.items()},
         ready=s.ready,
         oldest_pending_age_s=s.oldest_pending_age_s,
+        stalled_leases=s.stalled,
         chunks_by_model=[
             ModelCount(model=m, dim=d, chunks=n) for (m, d), n in sorted(s.chunks_by_model.items())
         ],

@@ -1,0 +1,2 @@
+"""The worker's helpers for ProcessBatch: the fair embedding schedule, the progress
+book, and the observer that metrics adapters implement."""
