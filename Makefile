@@ -14,7 +14,7 @@ install:  ## create .venv from uv.lock
 
 run: install  ## the whole platform locally: embedded Postgres+pgvector and Redis unless URLs are set
 	@bash scripts/system-deps.sh
-	$(VENV)/cogep-ingest up
+	$(VENV)/cogep-ingest up $(if $(PORT),--port $(PORT))
 
 test: install  ## the whole test suite (starts its own services; installs OCR and .doc tools as root)
 	@bash scripts/system-deps.sh --required

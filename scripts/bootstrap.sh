@@ -8,4 +8,5 @@ if [ ! -x .tools/bin/uv ]; then
     .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<0.14"
 fi
 export UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=.venv
-.tools/bin/uv sync --frozen --all-extras --python "$PY" --quiet
+# bytecode compiled at install: the first `cogep-ingest --help` is as quick as the next
+.tools/bin/uv sync --frozen --all-extras --python "$PY" --quiet --compile-bytecode

@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from adapters.services.lifeline import die_with_parent
 
 DEFAULT_DATABASE = "cogep"
 _PG_SYSTEM_USER = "pgserver"
@@ -76,9 +79,13 @@ class EmbeddedPostgres:
     port: int = 0
     durable: bool = True  # False: fsync off, for throwaway test clusters
     database: str = DEFAULT_DATABASE
+    # True: the postmaster runs as this process's child and dies with it (`up`);
+    # False: pg_ctl starts it detached (tests, which stop it themselves)
+    supervised: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
+        self._child: subprocess.Popen[bytes] | None = None
         self._user: str | None = None
         if os.geteuid() == 0:
             _quiet_import_pgserver()
@@ -110,16 +117,19 @@ class EmbeddedPostgres:
         else:
             if not self.port:
                 self.port = free_port()
-            self._pg_ctl(
-                "start",
-                "-w",
-                "-t",
-                str(int(timeout)),
-                "-l",
-                str(self.data_dir / "postgres.log"),
-                "-o",
-                f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}",
-            )
+            if self.supervised:
+                self._start_child()
+            else:
+                self._pg_ctl(
+                    "start",
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "-l",
+                    str(self.data_dir / "postgres.log"),
+                    "-o",
+                    f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}",
+                )
         try:
             wait_for_port("127.0.0.1", self.port, timeout)
             self._ensure_database()
@@ -128,7 +138,45 @@ class EmbeddedPostgres:
             raise
         return self.url
 
+    def _start_child(self) -> None:
+        """The postmaster as our own child: it gets SIGINT (fast shutdown) when the
+        process that started it dies, even by SIGKILL, so it is never left behind."""
+        kwargs: dict[str, object] = {}
+        if self._user is not None:
+            kwargs["user"] = self._user
+        log = (self.data_dir / "postgres.log").open("ab")
+        with log:
+            self._child = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
+                [
+                    str(_pg_bin() / "postgres"),
+                    "-D",
+                    str(self.pgdata),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.pgdata),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(self.data_dir),
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGINT),
+                **kwargs,  # type: ignore[call-overload]
+            )
+
     def stop(self, mode: str = "fast") -> None:
+        child, self._child = self._child, None
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGINT if mode == "fast" else signal.SIGQUIT)
+            try:
+                child.wait(60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(10)
+            return
         if (self.pgdata / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.CalledProcessError):
                 self._pg_ctl("stop", "-w", "-m", mode)
@@ -293,7 +341,9 @@ class EmbeddedRedis:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)  # noqa: S603
+        self._proc = subprocess.Popen(  # noqa: S603
+            args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent()
+        )
         try:
             wait_for_port("127.0.0.1", self.port, timeout)
         except ServiceError:

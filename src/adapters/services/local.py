@@ -27,7 +27,7 @@ def local_services(
     with contextlib.ExitStack() as stack:
         pg_url, rd_url = database_url, redis_url
         if not pg_url:
-            pg = EmbeddedPostgres(data_dir / "postgres", port=0, durable=True)
+            pg = EmbeddedPostgres(data_dir / "postgres", port=0, durable=True, supervised=True)
             pg_url = pg.start()
             stack.callback(pg.stop)
         if not rd_url:

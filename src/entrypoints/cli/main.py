@@ -82,9 +82,7 @@ def up(
     """Start the whole platform locally: embedded PostgreSQL+pgvector and Redis unless
     DATABASE_URL / REDIS_URL are set, migrations, the API, a worker and beat, supervised.
     Prints the URL and a fresh API key. Ctrl-C stops everything cleanly."""
-    from adapters.postgres.migrations import upgrade_head
-    from adapters.services.local import local_services
-    from entrypoints.cli.supervisor import Supervisor
+    from entrypoints.cli.instance import InstanceError, check_port_free, instance_lock
 
     settings = Settings()
     updates: dict[str, object] = {}
@@ -97,6 +95,21 @@ def up(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    try:
+        with instance_lock(settings.data_dir, platform_file(settings)):
+            check_port_free(settings.api_host, settings.api_port)
+            _run_platform(settings, worker, stop)
+    except InstanceError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print("stopped")
+
+
+def _run_platform(settings: Settings, worker: bool, stop: threading.Event) -> None:
+    from adapters.postgres.migrations import upgrade_head
+    from adapters.services.local import local_services
+    from entrypoints.cli.instance import write_private
+    from entrypoints.cli.supervisor import Supervisor
 
     with local_services(
         settings.database_url, settings.effective_redis_url, settings.data_dir
@@ -108,12 +121,7 @@ def up(
         settings = settings.model_copy(
             update={"database_url": services.database_url, "redis_url": services.redis_url}
         )
-        created = run_with_container(
-            settings,
-            lambda c: c.api_keys().create(
-                f"local-{uuid.uuid4().hex[:6]}", ["admin"], rate_limit_per_minute=None
-            ),
-        )
+        api_key, minted = run_with_container(settings, ensure_admin_key)
         env = {
             **os.environ,
             "DATABASE_URL": services.database_url,
@@ -121,33 +129,52 @@ def up(
             "COGEP_DATA_DIR": str(settings.data_dir),
         }
         api_url = f"http://{settings.api_host}:{settings.api_port}"
-        supervisor = Supervisor(env=env, log=console)
+        supervisor = Supervisor(env=env, log=console, raw=settings.log_json)
         supervisor.add("api", api_command(settings))
         if worker:
             supervisor.add("worker", [sys.executable, "-m", "entrypoints.cli.main", "worker"])
             supervisor.add("beat", [sys.executable, "-m", "entrypoints.cli.main", "beat"])
         state = {
             "api_url": api_url,
-            "api_key": created.plaintext,
+            "api_key": api_key,
             "database_url": services.database_url,
             "redis_url": services.redis_url,
             "pid": str(os.getpid()),
         }
         path = platform_file(settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(state, indent=2))
-        path.chmod(0o600)
+        write_private(path, json.dumps(state, indent=2))
         try:
             supervisor.start()
             supervisor.wait_ready(f"{api_url}/healthz", timeout=60)
             console.print(f"\n[bold green]cogep-ingest is up[/]  {api_url}  (docs: {api_url}/docs)")
-            console.print(f"[bold]API key[/] (admin, shown once): {created.plaintext}")
+            key_file = settings.data_dir / "admin.key"
+            if minted:
+                console.print(
+                    f"[bold]API key[/] (admin, shown once; kept in {key_file}): {api_key}"
+                )
+            else:
+                console.print(f"[bold]API key[/]: the admin key in {key_file}")
             console.print("Ctrl-C stops everything.\n")
             supervisor.watch(stop)
         finally:
             supervisor.stop()
             path.unlink(missing_ok=True)
-    console.print("stopped")
+
+
+async def ensure_admin_key(c: Container) -> tuple[str, bool]:
+    """The folder's admin key: the one minted at the first start while it still
+    authenticates, else a new one (stored 0600). (key, minted now)"""
+    from entrypoints.cli.instance import read_admin_key, store_admin_key
+
+    data_dir = c.settings().data_dir
+    known = read_admin_key(data_dir)
+    if known is not None and await c.authenticator().authenticate(known) is not None:
+        return known, False
+    created = await c.api_keys().create(
+        f"local-{uuid.uuid4().hex[:6]}", ["admin"], rate_limit_per_minute=None
+    )
+    store_admin_key(data_dir, created.plaintext)
+    return created.plaintext, True
 
 
 def api_command(settings: Settings) -> list[str]:
@@ -164,17 +191,22 @@ def api() -> None:
 @app.command()
 def worker() -> None:
     """Run a Celery worker (pool solo in development, prefork in production)."""
+    settings = resolve_settings()
+    if settings.effective_pool != "solo" and settings.worker_metrics_port:
+        from entrypoints.worker.metrics import prepare_multiprocess
+
+        prepare_multiprocess()  # before anything imports prometheus_client
     from entrypoints.logging import configure_logging
     from entrypoints.worker.main import run_worker
 
-    settings = resolve_settings()
     configure_logging(settings.log_level, settings.log_json, process="worker")
     run_worker(settings, settings.log_level)
 
 
 @app.command()
 def beat() -> None:
-    """Run the Celery beat scheduler (the queue sweeper). One is enough; a second
+    """Run the scheduler: Celery beat and the periodic tasks (the queue sweeper) on their
+    own queue, so they run on time however busy the workers are. One per fleet; a second
     one is harmless (sweeping is idempotent)."""
     from entrypoints.logging import configure_logging
     from entrypoints.worker.main import run_beat
@@ -236,9 +268,7 @@ def ingest(
 
         def batch_progress(p: BatchProgress) -> None:
             # the batch's own counts (documents that were already there are not in it)
-            progress.update(
-                task, description=f"processing: {p.finished}/{p.total} done, {p.chunks} chunks"
-            )
+            progress.update(task, description=p.describe())
 
         results = call_api(
             client.ingest(

@@ -1,5 +1,6 @@
 """A small process supervisor for `cogep-ingest up`: start, prefix output, restart what
-crashes (with backoff), stop everything cleanly (SIGTERM, then SIGKILL)."""
+crashes (with backoff), stop everything cleanly (SIGTERM, then SIGKILL). Children get
+SIGTERM from the kernel if the supervisor dies without stopping them (lifeline)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from dataclasses import dataclass, field
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
+
+from adapters.services.lifeline import die_with_parent
 
 _COLORS = ["cyan", "magenta", "yellow", "green", "blue"]
 
@@ -30,9 +34,10 @@ class _Proc:
 
 
 class Supervisor:
-    def __init__(self, env: Mapping[str, str], log: Console) -> None:
+    def __init__(self, env: Mapping[str, str], log: Console, raw: bool = False) -> None:
         self.env = dict(env)
         self.log = log
+        self.raw = raw  # JSON logs: pass each line through untouched (it names its process)
         self.procs: list[_Proc] = []
 
     def add(self, name: str, command: list[str]) -> None:
@@ -50,6 +55,7 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+            preexec_fn=die_with_parent(),  # and should we die, SIGKILL included, so do they
         )
         proc.started_at = time.monotonic()
         proc.reader = threading.Thread(target=self._pump, args=(proc,), daemon=True)
@@ -59,9 +65,16 @@ class Supervisor:
         assert proc.process is not None and proc.process.stdout is not None
         for raw in proc.process.stdout:
             line = raw.decode("utf-8", "replace").rstrip()
-            if line:
+            if not line:
+                continue
+            if self.raw:
+                self.log.out(line, highlight=False)
+            else:
                 self.log.print(
-                    f"[{proc.color}]{proc.name:>6}[/] | {line}", markup=True, highlight=False
+                    f"[{proc.color}]{proc.name:>6}[/] | {escape(line)}",
+                    markup=True,
+                    highlight=False,
+                    soft_wrap=True,
                 )
 
     def wait_ready(self, url: str, timeout: float) -> None:
