@@ -31,5 +31,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 RUN useradd --system --uid 10001 --home-dir /data cogep && mkdir -p /data && chown cogep /data
 USER cogep
-EXPOSE 8000
+EXPOSE 8000 9108
 CMD ["cogep-ingest", "api"]

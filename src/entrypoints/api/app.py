@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from entrypoints.api import problems
 from entrypoints.api.middleware import MetricsMiddleware
@@ -39,7 +40,10 @@ def create_app(container: Container | None = None) -> FastAPI:
         await container.api_doorbell().close()
         await container.engine().dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files the installed fastapi-offline package ships: the
+    # docs work on a network with no way out (no CDN)
+    app = FastAPIOffline(
+        static_url="/static/docs",
         title="cogep-ingest",
         version="0.1.0",
         summary="Document ingestion for COGEP Assist",
