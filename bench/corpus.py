@@ -274,3 +274,9 @@ def plain_text(doc: CorpusDocument) -> str:
             pdf.close()
     d = DocxDocument(io.BytesIO(doc.data))
     return "\n".join(p.text for p in d.paragraphs)
+
+
+def norm_pdf(pages: int, seed: int = 300) -> tuple[str, bytes]:
+    """One long norm as a PDF of about `pages` pages: (title, bytes)."""
+    title, blocks = _norm_blocks(random.Random(seed), pages)
+    return title, _pdf(title, blocks)

@@ -3,7 +3,16 @@ bench/results/<name>.json; the chart is bench/results/benchmarks.png."""
 
 from __future__ import annotations
 
-from bench import chart, compare, enqueue_load, keyword_scale, ocr, retrieval, worker_throughput
+from bench import (
+    chart,
+    compare,
+    enqueue_load,
+    fairness,
+    keyword_scale,
+    ocr,
+    retrieval,
+    worker_throughput,
+)
 
 
 def main() -> None:
@@ -13,6 +22,7 @@ def main() -> None:
     retrieval.run()
     keyword_scale.run([10_000, 50_000, 100_000])
     ocr.run(pages=8, dpi=300)
+    fairness.run(pages=300)
     chart.draw()
 
 

@@ -83,7 +83,6 @@ class ProcessingSettings:
 class _Run:
     """One call's state: the claims it holds (the renewer reads the list as it grows)."""
 
-    cmd: ProcessBatch
     token: str
     claims: list[ClaimedJob]
     producers: int = 0  # extraction lanes started
@@ -131,7 +130,7 @@ class ProcessBatchHandler:
         report.add_time("claim", time.perf_counter() - t0)
         if not claims:
             return report
-        run = _Run(cmd, token, list(claims))
+        run = _Run(token, list(claims))
         renewer = asyncio.create_task(self._renew_leases(run.claims))
         try:
             await self._pipeline(run, report)
