@@ -16,9 +16,9 @@ run: install  ## the whole platform locally: embedded Postgres+pgvector and Redi
 	@bash scripts/system-deps.sh
 	$(VENV)/cogep-ingest up $(if $(PORT),--port $(PORT))
 
-test: install  ## the whole test suite (starts its own services; installs OCR and .doc tools as root)
+test: install  ## the whole test suite with coverage (starts its own services; installs OCR and .doc tools as root)
 	@bash scripts/system-deps.sh --required
-	$(VENV)/pytest $(PYTEST_ARGS)
+	$(VENV)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 test-fast: install  ## everything but the slow-marked tests
 	@bash scripts/system-deps.sh --required

@@ -144,7 +144,7 @@ async def load(
 
 
 async def create_key(database_url: str, redis_url: str) -> str:
-    settings = Settings(_env_file=None, database_url=database_url, redis_url=redis_url)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=database_url, redis_url=redis_url)
     container = build_container(settings)
     try:
         created = await container.api_keys().create("bench", ["ingest"], None)

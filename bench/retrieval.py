@@ -132,7 +132,7 @@ async def _admin_key(database_url: str, redis_url: str) -> str:
     from entrypoints.container import build_container
     from entrypoints.settings import Settings
 
-    settings = Settings(_env_file=None, database_url=database_url, redis_url=redis_url)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=database_url, redis_url=redis_url)
     container = build_container(settings)
     try:
         created = await container.api_keys().create("bench-retrieval", ["admin", "ingest", "read"])
@@ -263,7 +263,8 @@ def cached_vectors(texts: list[str], use_cache: bool) -> np.ndarray:
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]
     path = CACHE / f"{model_tag()}-{digest}.npy"
     if use_cache and path.exists():
-        return np.load(path)
+        loaded: np.ndarray = np.load(path)
+        return loaded
     model = BlasE5Embedder()
     vectors = np.concatenate(
         [model.encode(texts[i : i + 64]) for i in range(0, len(texts), 64)]

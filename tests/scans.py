@@ -5,6 +5,11 @@ scanner delivers it. The character error rate compares OCR's text with the origi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
 import io
 import random
 import unicodedata
@@ -38,17 +43,18 @@ def typeset(paragraphs: list[str]) -> bytes:
 
 def scanned_page(
     paragraphs: list[str], dpi: int = 300, angle: float = 1.2, noise: float = 0.01, seed: int = 7
-) -> object:
+) -> PILImage:
     """The page as a scanner sees it: a grayscale PIL image."""
     import pypdfium2 as pdfium
     from PIL import Image
 
     pdf = pdfium.PdfDocument(typeset(paragraphs))
-    image = pdf[0].render(scale=dpi / 72, grayscale=True).to_pil().convert("L")
+    image: PILImage = pdf[0].render(scale=dpi / 72, grayscale=True).to_pil().convert("L")
     pdf.close()
     image = image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
     rng = random.Random(seed)
     pixels = image.load()
+    assert pixels is not None
     width, height = image.size
     for _ in range(int(width * height * noise)):
         x, y = rng.randrange(width), rng.randrange(height)
@@ -57,13 +63,13 @@ def scanned_page(
     return image
 
 
-def image_bytes(image: object, fmt: str = "PNG") -> bytes:
+def image_bytes(image: PILImage, fmt: str = "PNG") -> bytes:
     buf = io.BytesIO()
-    image.save(buf, format=fmt, dpi=image.info.get("dpi", (300, 300)))  # type: ignore[attr-defined]
+    image.save(buf, format=fmt, dpi=image.info.get("dpi", (300, 300)))
     return buf.getvalue()
 
 
-def image_pdf(images: list[object], text_pages: list[list[str]] | None = None) -> bytes:
+def image_pdf(images: list[PILImage], text_pages: list[list[str]] | None = None) -> bytes:
     """A PDF of scanned pages (images only), optionally followed by typeset pages."""
     pdf = FPDF(format="A4")
     pdf.set_font("helvetica", size=12)  # a core font: Latin-1 holds every Portuguese letter

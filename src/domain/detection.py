@@ -288,13 +288,16 @@ MAX_FILENAME_BYTES = 255
 
 
 def sanitize_filename(filename: str | None, default: str = "document") -> str:
-    """A display name only: last path segment, no controls or reserved characters.
+    """A display name only: last path segment, NFC, no controls, no reserved characters
+    and no invisible format characters (bidi overrides that make "relat\u202efdp.txt"
+    read as "relatptd.exe"-style spoofs, zero-width spaces, BOMs: Unicode category Cf).
 
     The result is never used to build a path; it is stored and echoed back.
     """
     if not filename:
         return default
     name = unicodedata.normalize("NFC", filename)
+    name = "".join(ch for ch in name if unicodedata.category(ch) != "Cf")
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE_CHARS.sub("", name)
     name = _SPACES.sub(" ", name).strip().lstrip(".").strip()

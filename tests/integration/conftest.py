@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -108,6 +110,15 @@ def uow_factory(clean_db: AsyncEngine) -> UnitOfWorkFactory:
 # -- the API over real services --------------------------------------------------------
 
 
+TEST_DATA_DIR = Path(tempfile.gettempdir()) / "cogep-test-data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_data_dir() -> Iterator[None]:
+    yield
+    shutil.rmtree(TEST_DATA_DIR, ignore_errors=True)
+
+
 def make_settings(database_url: str, redis_url: str, **overrides: object) -> Settings:
     base: dict[str, object] = {
         "database_url": database_url,
@@ -115,10 +126,10 @@ def make_settings(database_url: str, redis_url: str, **overrides: object) -> Set
         "max_upload_bytes": 200_000,
         "rate_limit_per_minute": 100_000,
         "batch_size": 8,
-        "data_dir": "/tmp/cogep-test-data",
+        "data_dir": str(TEST_DATA_DIR),
     }
     base.update(overrides)
-    return Settings(_env_file=None, **base)  # type: ignore[call-arg, arg-type]
+    return Settings(_env_file=None, **base)  # type: ignore[arg-type]
 
 
 @pytest.fixture

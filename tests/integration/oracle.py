@@ -120,3 +120,18 @@ def start_worker(name: str, url: str, redis_url: str, tmp_path: Path, **env: str
 
 def start_beat(url: str, redis_url: str, tmp_path: Path, **env: str) -> Process:
     return start_process("beat", "beat", url, redis_url, tmp_path, **worker_env(**env))
+
+
+def chunks_expected(files: Sequence[tuple[bytes, str]]) -> int:
+    """How many chunks the worker's own pipeline (extraction with the legal pass, the
+    chunker with the model's tokenizer) makes of these (data, media type) files, in this
+    process: a fleet that loses or duplicates nothing stores exactly that many."""
+    from adapters.extraction.formats import ParseLimits, extract
+    from domain.model import DocumentType
+    from entrypoints.container import build_container
+    from entrypoints.settings import Settings
+
+    chunker = build_container(Settings(_env_file=None)).chunker()
+    return sum(
+        len(chunker.chunk(extract(data, DocumentType(kind), ParseLimits()))) for data, kind in files
+    )

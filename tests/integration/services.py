@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -83,6 +84,8 @@ def provide_services() -> Iterator[Services]:
             # not under pytest's 0700 tmp: the server runs as an unprivileged user when root
             root = Path(tempfile.mkdtemp(prefix="cogep-test-"))
             root.chmod(0o755)
+            # stops run last-in first-out: the folder goes after both servers stopped
+            services._stops.append(lambda: shutil.rmtree(root, ignore_errors=True))
             if env_db:
                 services.server_url = env_db
             else:

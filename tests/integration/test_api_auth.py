@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from dependency_injector import providers
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from application.use_cases.api_keys import Authenticator
 from entrypoints.container import Container
 from tests.integration.conftest import auth
 
@@ -80,6 +82,27 @@ async def test_a_revoked_key_stops_working(client: httpx.AsyncClient, container:
     await container.api_keys().revoke(created.key.id)
     r = await client.get("/v1/documents", headers=auth(created.plaintext))
     assert r.status_code == 401
+
+
+async def test_with_the_production_cache_a_revocation_holds_within_its_30_s_bound(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    # the real Authenticator with its production TTL; only its clock is ours to move
+    now = [1000.0]
+    container.authenticator.override(
+        providers.Singleton(
+            Authenticator, container.uow_factory, container.clock, 30.0, lambda: now[0]
+        )
+    )
+    created = await container.api_keys().create("temp", ["read"])
+    assert (await client.get("/v1/documents", headers=auth(created.plaintext))).status_code == 200
+    await container.api_keys().revoke(created.key.id)
+    now[0] += 29.0  # within the bound the cached answer still stands: the stated behaviour
+    assert (await client.get("/v1/documents", headers=auth(created.plaintext))).status_code == 200
+    now[0] += 1.5  # past it, every API process asks the database again
+    assert (await client.get("/v1/documents", headers=auth(created.plaintext))).status_code == 401
+    # and a refused key is not cached as good: it stays refused
+    assert (await client.get("/v1/documents", headers=auth(created.plaintext))).status_code == 401
 
 
 async def test_past_its_rate_limit_a_key_gets_429_with_retry_after(

@@ -68,7 +68,9 @@ async def test_listing_filters_by_collection_and_status_and_pages_with_cursors(
     seen: list[str] = []
     cursor = None
     while True:
-        params = {"collection": "a", "limit": 2} | ({"cursor": cursor} if cursor else {})
+        params: dict[str, str | int] = {"collection": "a", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
         page = (await client.get("/v1/documents", params=params, headers=auth(keys["read"]))).json()
         seen += [d["id"] for d in page["items"]]
         cursor = page["next_cursor"]
@@ -88,7 +90,7 @@ async def test_listing_filters_by_collection_and_status_and_pages_with_cursors(
     "params", [{"cursor": "garbage!"}, {"status": "DONE"}, {"limit": 0}, {"limit": 1000}]
 )
 async def test_bad_listing_parameters_are_422(
-    client: httpx.AsyncClient, keys: dict[str, str], params: dict[str, object]
+    client: httpx.AsyncClient, keys: dict[str, str], params: dict[str, str | int]
 ) -> None:
     r = await client.get("/v1/documents", params=params, headers=auth(keys["read"]))
     assert r.status_code == 422

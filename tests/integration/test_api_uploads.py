@@ -366,3 +366,25 @@ async def test_hostile_filenames_are_reduced_to_a_display_name(
     )
     assert r.status_code == 201, r.text
     assert r.json()["filename"] == "passwd.txt"
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("relat\u202efdp.txt", "relatfdp.txt"),  # a right-to-left override spoofs the type
+        ("ata\u200b\u200d.txt", "ata.txt"),  # zero-width characters
+        ("Resoluc\u0327a\u0303o.txt", "Resolução.txt"),  # NFD (macOS) stored as NFC
+    ],
+)
+async def test_unicode_filenames_are_stored_nfc_without_invisible_characters(
+    client: httpx.AsyncClient, keys: dict[str, str], raw: str, shown: str
+) -> None:
+    r = await client.post(
+        "/v1/documents",
+        files={"file": (raw, f"conteúdo de {shown}".encode(), "text/plain")},
+        headers=auth(keys["ingest"]),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["filename"] == shown
+    listed = await client.get("/v1/documents", headers=auth(keys["ingest_read"]))
+    assert shown in {d["filename"] for d in listed.json()["items"]}

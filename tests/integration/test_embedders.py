@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import cast
 
 import numpy as np
 import pytest
@@ -279,7 +281,7 @@ class TestOpenAICompatibleClient:
             await remote.aclose()
         assert len(vectors) == 6
         assert len(proxy.seen) > 1
-        assert sum(len(r["input"]) for r in proxy.seen) == 6  # type: ignore[arg-type]
+        assert sum(len(cast(list[str], r["input"])) for r in proxy.seen) == 6
 
     async def test_429_waits_as_long_as_retry_after_says_then_succeeds(self, proxy: Proxy) -> None:
         proxy.script = [
@@ -329,7 +331,7 @@ class TestOpenAICompatibleClient:
             await remote.aclose()
         assert not err.value.transient
 
-    async def test_vectors_of_another_dimension_are_never_stored(self, proxy: Proxy) -> None:
+    async def test_a_model_configured_for_another_dimension_is_refused(self, proxy: Proxy) -> None:
         remote = client(proxy, dimension=768)
         try:
             with pytest.raises(EmbeddingModelMismatch, match="384-dimensional"):
@@ -338,6 +340,36 @@ class TestOpenAICompatibleClient:
             await remote.aclose()
 
 
-def test_the_module_server_answers_health(server_url: str) -> None:
-    with urllib.request.urlopen(f"{server_url}/health", timeout=5) as r:  # noqa: S310
-        assert json.loads(r.read()) == {"status": "ok"}
+@pytest.mark.parametrize("cause", ["configured", "served"])
+def test_the_worker_refuses_to_start_when_the_model_does_not_fit_the_column(
+    proxy: Proxy, cause: str
+) -> None:
+    """The worker itself, as a real process: a model configured for 768 dimensions, or a
+    server that answers 768-dimensional vectors for a model said to make 384, stops it
+    at start with the reason, before it could claim a job and store a vector."""
+    env = {
+        **os.environ,
+        "COGEP_EMBEDDING_BACKEND": "openai",
+        "COGEP_EMBEDDING_BASE_URL": proxy.url,
+        "COGEP_EMBEDDING_SEND_INPUT_TYPE": "true",
+        "COGEP_WORKER_METRICS_PORT": "0",
+        # never reached: the check comes first
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    if cause == "configured":
+        env["COGEP_EMBEDDING_DIMENSIONS"] = "768"
+    else:
+        proxy.script.append((200, {}, {"data": [{"embedding": [0.1] * 768, "index": 0}]}))
+    done = subprocess.run(
+        [sys.executable, "-m", "entrypoints.cli.main", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1, said
+    assert "the worker will not start" in said and "768" in said and "384" in said, said
+    assert "Traceback" not in said

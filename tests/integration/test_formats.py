@@ -166,7 +166,7 @@ class TestScans:
     def test_images_are_documents(self, sandbox: SandboxedExtractor, fmt: str) -> None:
         image = scanned_page(PORTARIA[:3], dpi=300, angle=0.6, noise=0.004)
         if fmt == "JPEG":
-            image = image.convert("L")  # type: ignore[attr-defined]
+            image = image.convert("L")
         data = image_bytes(image, fmt)
         doc = read(sandbox, data, f"scan.{fmt.lower()}")
         cer = character_error_rate("\n".join(PORTARIA[:3]), "\n".join(b.text for b in doc.blocks))
@@ -177,7 +177,7 @@ class TestScans:
         first = scanned_page(PORTARIA[:2], dpi=200, angle=0.0, noise=0.0)
         second = scanned_page(PORTARIA[4:5], dpi=200, angle=0.0, noise=0.0)
         buf = io.BytesIO()
-        first.save(buf, format="TIFF", save_all=True, append_images=[second], dpi=(200, 200))  # type: ignore[attr-defined]
+        first.save(buf, format="TIFF", save_all=True, append_images=[second], dpi=(200, 200))
         doc = read(sandbox, buf.getvalue(), "dois.tiff")
         assert doc.pages == 2 and doc.report["ocr_pages"] == [1, 2]
         assert any("Parágrafo único" in b.text and b.page == 2 for b in doc.blocks)

@@ -1,11 +1,15 @@
 """The one-command local platform, end to end through the CLI: `cogep-ingest up` with
 embedded PostgreSQL + pgvector and Redis in a fresh folder, then `ingest` of the
-sample corpus, `search`, `status`, `retry --failed`, and a clean Ctrl-C."""
+sample corpus, `search`, `status`, `retry --failed`, and a clean Ctrl-C that leaves no
+process behind. Each test stands alone: the samples are ingested by a fixture, and the
+Ctrl-C test stops a platform of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from adapters.services.embedded import free_port
@@ -44,8 +49,13 @@ def cli(data_dir: Path, *args: str, timeout: float = 300) -> subprocess.Complete
     )
 
 
-@pytest.fixture(scope="module")
-def platform() -> Iterator[tuple[Path, dict[str, str], subprocess.Popen[str]]]:
+Platform = tuple[Path, dict[str, str], subprocess.Popen[str]]
+
+
+@contextlib.contextmanager
+def running_platform() -> Iterator[Platform]:
+    """`cogep-ingest up` in a fresh folder, ready; stopped (Ctrl-C, else SIGKILL) and the
+    folder removed afterwards, whatever the test did."""
     # not under pytest's 0700 tmp: as root the embedded server runs as another user
     data_dir = Path(tempfile.mkdtemp(prefix="cogep-up-"))
     data_dir.chmod(0o755)
@@ -59,32 +69,54 @@ def platform() -> Iterator[tuple[Path, dict[str, str], subprocess.Popen[str]]]:
         text=True,
         start_new_session=True,
     )
-    state_file = data_dir / "platform.json"
-    deadline = time.monotonic() + 120
-    state: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (data_dir / "up.log").read_text()
-        if state_file.exists():
-            state = json.loads(state_file.read_text())
-            try:
-                if httpx.get(state["api_url"] + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.3)
-    else:
-        pytest.fail("the platform did not come up:\n" + (data_dir / "up.log").read_text())
     try:
+        state_file = data_dir / "platform.json"
+        deadline = time.monotonic() + 120
+        state: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (data_dir / "up.log").read_text()
+            if state_file.exists():
+                state = json.loads(state_file.read_text())
+                try:
+                    if httpx.get(state["api_url"] + "/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("the platform did not come up:\n" + (data_dir / "up.log").read_text())
         yield data_dir, state, proc
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # its children follow (lifeline)
+                proc.wait(10)
         log.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def test_ingest_the_samples_through_the_cli(platform: tuple[Path, dict[str, str], object]) -> None:
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Platform]:
+    with running_platform() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ingested(platform: Platform) -> subprocess.CompletedProcess[str]:
+    """The samples ingested once through the CLI: every test that reads them asks for
+    this, so each stands alone in any order."""
     data_dir, _, _ = platform
-    result = cli(data_dir, "ingest", str(SAMPLES), "--collection", "exemplos")
+    return cli(data_dir, "ingest", str(SAMPLES), "--collection", "exemplos")
+
+
+def test_ingest_the_samples_through_the_cli(
+    platform: Platform, ingested: subprocess.CompletedProcess[str]
+) -> None:
+    data_dir, _, _ = platform
+    result = ingested
     assert result.returncode == 0, result.stdout + result.stderr
     assert "8 completed" in result.stderr
     for name in ("portaria-ferias.pdf", "instrucao-normativa-teletrabalho.docx"):
@@ -95,15 +127,14 @@ def test_ingest_the_samples_through_the_cli(platform: tuple[Path, dict[str, str]
     assert again.returncode == 0 and "1 completed" in again.stderr  # the same content: no new job
 
 
-def test_a_missing_path_is_a_clear_error(platform: tuple[Path, dict[str, str], object]) -> None:
+def test_a_missing_path_is_a_clear_error(platform: Platform) -> None:
     data_dir, _, _ = platform
     result = cli(data_dir, "ingest", "/nao/existe")
     assert result.returncode == 2 and "does not exist" in result.stderr
 
 
-def test_search_finds_the_right_document_first(
-    platform: tuple[Path, dict[str, str], object],
-) -> None:
+@pytest.mark.usefixtures("ingested")
+def test_search_finds_the_right_document_first(platform: Platform) -> None:
     data_dir, _, _ = platform
     for item in QUESTIONS[:2]:
         result = cli(data_dir, "search", item["pergunta"], "--json", "-k", "3")
@@ -116,9 +147,8 @@ def test_search_finds_the_right_document_first(
     assert table.returncode == 0 and "portaria-ferias.pdf" in table.stdout
 
 
-def test_hybrid_beats_or_ties_each_single_mode(
-    platform: tuple[Path, dict[str, str], object],
-) -> None:
+@pytest.mark.usefixtures("ingested")
+def test_hybrid_beats_or_ties_each_single_mode(platform: Platform) -> None:
     """On the sample questions, first-place hits and mean reciprocal rank."""
     _, state, _ = platform
     headers = {"Authorization": f"Bearer {state['api_key']}"}
@@ -141,7 +171,8 @@ def test_hybrid_beats_or_ties_each_single_mode(
         assert scores["hybrid"][1] >= scores[mode][1] - 1e-9, scores
 
 
-def test_status_and_retry_through_the_cli(platform: tuple[Path, dict[str, str], object]) -> None:
+@pytest.mark.usefixtures("ingested")
+def test_status_and_retry_through_the_cli(platform: Platform) -> None:
     data_dir, _, _ = platform
     status = cli(data_dir, "status")
     assert status.returncode == 0, status.stderr
@@ -150,13 +181,16 @@ def test_status_and_retry_through_the_cli(platform: tuple[Path, dict[str, str], 
     assert retry.returncode == 0 and "queued again: 0" in retry.stderr
 
 
-def test_ctrl_c_stops_everything_cleanly(
-    platform: tuple[Path, dict[str, str], subprocess.Popen[str]],
-) -> None:
-    data_dir, state, proc = platform
-    os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(60) == 0, (data_dir / "up.log").read_text()
-    assert "stopped" in (data_dir / "up.log").read_text()
-    assert not (data_dir / "platform.json").exists()
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(state["api_url"] + "/healthz", timeout=2)
+def test_ctrl_c_stops_everything_cleanly() -> None:
+    with running_platform() as (data_dir, state, proc):  # its own: the others keep theirs
+        children = psutil.Process(proc.pid).children(recursive=True)
+        names = {c.name() for c in children}
+        assert {"postgres", "redis-server"} <= names, names  # up's own servers
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(60) == 0, (data_dir / "up.log").read_text()
+        assert "stopped" in (data_dir / "up.log").read_text()
+        assert not (data_dir / "platform.json").exists()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(state["api_url"] + "/healthz", timeout=2)
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, [(p.pid, p.name()) for p in alive]  # nothing left behind

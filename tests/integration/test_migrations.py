@@ -160,3 +160,44 @@ async def test_0004_and_0005_key_existing_documents_and_step_down_only_without_v
         assert await conn.fetchval("SELECT count(*) FROM ai.documents") == 2
     finally:
         await conn.close()
+
+
+async def test_every_migration_steps_down_and_up_one_at_a_time_with_data_in_the_tables(
+    empty_database: str,
+) -> None:
+    assert alembic(empty_database, "upgrade", "head").returncode == 0
+    conn = await asyncpg.connect(empty_database)
+    try:
+        doc = await conn.fetchval(
+            "INSERT INTO ai.documents (id, collection, filename, content_type, size_bytes, "
+            "sha256, chunk_count, source_key, key_origin) VALUES (gen_random_uuid(), 'rh', "
+            "'lei.txt', 'text/plain', 5, $1, 0, 'lei-8112-1990', 'norm') RETURNING id",
+            "c" * 64,
+        )
+        await conn.execute(
+            "INSERT INTO ai.document_contents (document_id, data) VALUES ($1, 'dados')", doc
+        )
+        await conn.execute(
+            "INSERT INTO ai.ingestion_queue (id, document_id, status, stage, attempts, "
+            "progress) VALUES (gen_random_uuid(), $1, 'PROCESSING', 'embedding', 1, "
+            """'{"chunks_done": 3, "chunks_total": 9}')""",
+            doc,
+        )
+        revisions = []
+        while (current := await conn.fetchval("SELECT version_num FROM alembic_version")) != (
+            "0001"
+        ):
+            revisions.append(current)
+            down = alembic(empty_database, "downgrade", "-1")
+            assert down.returncode == 0, (current, down.stderr)
+            # the document and its job live through every step down
+            assert await conn.fetchval("SELECT count(*) FROM ai.documents") == 1, current
+            assert await conn.fetchval("SELECT status FROM ai.ingestion_queue") == "PROCESSING"
+        assert revisions == [f"{n:04d}" for n in range(len(revisions) + 1, 1, -1)]
+        for _ in revisions:
+            up = alembic(empty_database, "upgrade", "+1")
+            assert up.returncode == 0, up.stderr
+            assert await conn.fetchval("SELECT count(*) FROM ai.documents") == 1
+        assert alembic(empty_database, "check").returncode == 0  # back at head, no drift
+    finally:
+        await conn.close()

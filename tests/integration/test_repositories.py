@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.orm import UNACCENT_FROM, UNACCENT_TO
 from application.ports import DocumentFilter, UnitOfWorkFactory
 from domain.model import (
     Chunk,
@@ -20,6 +20,7 @@ from domain.model import (
     IngestionJob,
     IngestionStatus,
 )
+from domain.search import SearchFilter
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)  # every job added at T0 + n seconds is ready by then
@@ -294,20 +295,21 @@ class TestChunks:
                 ],
             )
             await uow.commit()
+        query = [1.0, 0.0] + [0.0] * 382
+        everything = SearchFilter(include_superseded=True)
+        async with uow_factory() as uow:
+            hits = await uow.chunks.search_by_vector(query, "m", everything, 10)
+            other_model = await uow.chunks.search_by_vector(query, "outro", everything, 10)
+        assert [h.text for h in hits] == ["perto", "longe"]
+        assert hits[0].score == pytest.approx(1 / (1.01**0.5), abs=1e-4)  # cosine, read back
+        assert hits[1].score == pytest.approx(0.0, abs=1e-4)
+        assert other_model == []  # vectors of another model are never compared
         async with clean_db.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT text FROM ai.chunks ORDER BY embedding <=> CAST(:q AS vector) "
-                        ),
-                        {"q": str([1.0, 0.0] + [0.0] * 382)},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        assert rows == ["perto", "longe"]
+            stored = (
+                await conn.execute(text("SELECT embedding FROM ai.chunks ORDER BY position"))
+            ).scalars()
+            # pgvector's text form, parsed: exactly what went in
+            assert [json.loads(v) for v in stored] == [near, far]
 
     async def test_full_text_search_is_portuguese_and_ignores_accents(
         self, uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
@@ -322,20 +324,22 @@ class TestChunks:
                 ],
             )
             await uow.commit()
-        query = text(
-            "SELECT text FROM ai.chunks WHERE search_vector @@ websearch_to_tsquery("
-            "'portuguese', translate(:q, :src, :dst))"
-        )
-        async with clean_db.connect() as conn:
+        everything = SearchFilter(include_superseded=True)
+        async with uow_factory() as uow:  # the adapter's own keyword search, not a copy
             for q, expected in (
                 ("ferias", 0),
                 ("férias remuneradas", 0),
+                ("FERIAS", 0),
                 ("licenca capacitacao", 1),
+                ("licença", 1),
             ):
-                rows = (
-                    (await conn.execute(query, {"q": q, "src": UNACCENT_FROM, "dst": UNACCENT_TO}))
-                    .scalars()
-                    .all()
+                hits = await uow.chunks.search_by_keywords(
+                    q, "multilingual-e5-small", everything, 10
                 )
-                assert len(rows) == 1, q
-                assert ("FÉRIAS" in rows[0]) == (expected == 0)
+                assert [h.position for h in hits] == [expected], q
+            assert (
+                await uow.chunks.search_by_keywords(
+                    "aposentadoria", "multilingual-e5-small", everything, 10
+                )
+                == []
+            )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import httpx
@@ -62,15 +62,19 @@ def document(filename: str, collection: str = "rh", **metadata: object) -> Docum
 
 
 async def store(
-    uow_factory: UnitOfWorkFactory, doc: Document, texts: list[str], vectors: list[object]
+    uow_factory: UnitOfWorkFactory,
+    doc: Document,
+    texts: list[str],
+    vectors: Sequence[Sequence[float]] | Sequence[np.ndarray],
 ) -> None:
+    as_lists = [[float(x) for x in v] for v in vectors]
     async with uow_factory() as uow:
         assert await uow.documents.add(doc, b"x")
         await uow.chunks.replace(
             doc.id,
             [
-                Chunk(doc.id, i, t, len(t.split()), None, v, MODEL, 384)  # type: ignore[arg-type]
-                for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
+                Chunk(doc.id, i, t, len(t.split()), None, v, MODEL, 384)
+                for i, (t, v) in enumerate(zip(texts, as_lists, strict=True))
             ],
         )
         await uow.commit()
@@ -141,7 +145,7 @@ async def test_keyword_hits_are_ranked_by_the_share_of_terms_they_hold(
     result = await SearchChunksHandler(embedder)(
         SearchChunks("servidor férias acumuladas", mode=SearchMode.KEYWORD), uow_factory()
     )
-    coverages = [h.coverage for h in result.hits]
+    coverages = [h.coverage or 0.0 for h in result.hits]
     assert result.hits[0].filename == "ferias.txt" and coverages[0] == 1.0
     assert coverages == sorted(coverages, reverse=True)
     assert min(coverages) < 1.0  # the others hold only "servidor"
@@ -206,8 +210,8 @@ async def test_a_narrow_filter_still_gets_top_k_exactly_ranked(
         def model_name(self) -> str:
             return MODEL
 
-        async def embed_query(self, text: str) -> np.ndarray:  # type: ignore[override]
-            return q
+        async def embed_query(self, text: str) -> Sequence[float]:
+            return [float(x) for x in q]
 
     result = await SearchChunksHandler(FixedQuery())(
         SearchChunks("x", top_k=10, mode=SearchMode.VECTOR, filter=SearchFilter("alvo")),

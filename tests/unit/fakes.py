@@ -7,6 +7,7 @@ without a database. The real adapters are tested against real PostgreSQL.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,19 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from application.ports import DocumentFilter, DocumentView
+from application.ports import (
+    ApiKeyRepository,
+    BatchSummary,
+    Change,
+    ChunkRepository,
+    DocumentFilter,
+    DocumentRepository,
+    DocumentView,
+    IdempotencyRecord,
+    IdempotencyRepository,
+    JobRepository,
+)
+from domain.api_keys import ApiKey
 from domain.errors import DomainError
 from domain.model import (
     Chunk,
@@ -54,6 +67,10 @@ class Store:
     chunks: dict[uuid.UUID, list[Chunk]] = field(default_factory=dict)
     extraction: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
     locked_keys: list[tuple[str, str]] = field(default_factory=list)
+    api_keys: dict[uuid.UUID, ApiKey] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], tuple[IdempotencyRecord, datetime]] = field(
+        default_factory=dict
+    )
     commits: int = 0
 
 
@@ -167,6 +184,71 @@ class FakeDocuments:
                 continue
             views.append(DocumentView(d, job))
         return views[: flt.limit]
+
+    async def changes(
+        self,
+        after: tuple[datetime, uuid.UUID] | None,
+        *,
+        batch: str | None,
+        collection: str | None,
+        settle_s: float,
+        limit: int,
+    ) -> builtins.list[Change]:
+        raise NotImplementedError(
+            "the change feed reads the database's clock: tested on PostgreSQL"
+        )
+
+    async def batch_summary(self, batch: str) -> BatchSummary:
+        raise NotImplementedError(
+            "the change feed reads the database's clock: tested on PostgreSQL"
+        )
+
+
+class FakeApiKeys:
+    def __init__(self, state: Store) -> None:
+        self.s = state
+
+    async def add(self, key: ApiKey) -> None:
+        self.s.api_keys[key.id] = key
+
+    async def get_by_prefix(self, prefix: str) -> ApiKey | None:
+        return next((k for k in self.s.api_keys.values() if k.prefix == prefix), None)
+
+    async def list(self) -> list[ApiKey]:
+        return sorted(self.s.api_keys.values(), key=lambda k: k.created_at)
+
+    async def revoke(self, key_id: uuid.UUID, now: datetime) -> bool:
+        key = self.s.api_keys.get(key_id)
+        if key is None or key.revoked_at is not None:
+            return False
+        self.s.api_keys[key_id] = replace(key, revoked_at=now)
+        return True
+
+    async def touch(self, key_id: uuid.UUID, now: datetime) -> None:
+        key = self.s.api_keys.get(key_id)
+        if key is not None:
+            self.s.api_keys[key_id] = replace(key, last_used_at=now)
+
+
+class FakeIdempotency:
+    def __init__(self, state: Store) -> None:
+        self.s = state
+
+    async def get(self, client_id: str, key: str) -> IdempotencyRecord | None:
+        found = self.s.idempotency.get((client_id, key))
+        return found[0] if found else None
+
+    async def add(self, record: IdempotencyRecord) -> bool:
+        if (record.client_id, record.key) in self.s.idempotency:
+            return False
+        self.s.idempotency[(record.client_id, record.key)] = (record, datetime.now(UTC))
+        return True
+
+    async def purge_older_than(self, when: datetime) -> int:
+        old = [k for k, (_, added) in self.s.idempotency.items() if added < when]
+        for k in old:
+            del self.s.idempotency[k]
+        return len(old)
 
 
 class FakeJobs:
@@ -391,6 +473,13 @@ class FakeChunks:
 class FakeUnitOfWork:
     """Works on a deep copy of the store; commit publishes it, anything else discards it."""
 
+    # typed as the ports, so mypy checks that every fake repository still fits its port
+    documents: DocumentRepository
+    jobs: JobRepository
+    chunks: ChunkRepository
+    api_keys: ApiKeyRepository
+    idempotency: IdempotencyRepository
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.committed = False
@@ -400,6 +489,8 @@ class FakeUnitOfWork:
         self.documents = FakeDocuments(self._work)
         self.jobs = FakeJobs(self._work)
         self.chunks = FakeChunks(self._work)
+        self.api_keys = FakeApiKeys(self._work)
+        self.idempotency = FakeIdempotency(self._work)
         self.committed = False
         return self
 

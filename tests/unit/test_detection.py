@@ -124,6 +124,11 @@ class TestFilenames:
             (None, "document"),
             ("../", "document"),
             ("Resolução nº 1.pdf", "Resolução nº 1.pdf"),
+            ("Resoluc\u0327a\u0303o.pdf", "Resolução.pdf"),  # NFD from macOS becomes NFC
+            ("relat\u202efdp.txt", "relatfdp.txt"),  # right-to-left override removed
+            ("a\u200bb\u200d.pdf", "ab.pdf"),  # zero-width space and joiner
+            ("\ufeffata\u2066.txt", "ata.txt"),  # BOM, bidi isolate
+            ("\u202e\u200b", "document"),  # nothing visible left
         ],
     )
     def test_names_are_reduced_to_a_safe_display_name(self, raw: str | None, clean: str) -> None:

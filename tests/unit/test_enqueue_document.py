@@ -14,9 +14,18 @@ from domain.model import DocumentType, IngestionStatus
 from tests.unit.fakes import FakeClock, FakeQueue, FakeUnitOfWork, Store
 
 
-class BrokenQueue(FakeQueue):
-    async def ring(self) -> None:  # the port promises never to raise; prove we rely on it
-        self.rings += 1
+class WitnessQueue(FakeQueue):
+    """Records, at each ring, whether the upload's job was already committed: a doorbell
+    for a row the worker cannot see yet would be a lost doorbell."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.committed_at_ring: list[bool] = []
+
+    async def ring(self) -> None:
+        self.committed_at_ring.append(bool(self.store.jobs) and self.store.commits > 0)
+        await super().ring()
 
 
 @pytest.fixture
@@ -94,3 +103,15 @@ async def test_bad_input_is_refused_and_nothing_is_stored(
         await handler(cmd, FakeUnitOfWork(store))
     assert store.documents == {} and store.jobs == {} and store.commits == 0
     assert queue.rings == 0
+
+
+async def test_the_doorbell_rings_after_the_commit_and_only_for_new_work() -> None:
+    store = Store()
+    queue = WitnessQueue(store)
+    handler = EnqueueDocumentHandler(queue, FakeClock(), UploadLimits(max_bytes=1000), 3)
+    first = await handler(EnqueueDocument(b"Art. 1 Ferias.", "lei.txt"), FakeUnitOfWork(store))
+    assert first.created
+    assert queue.committed_at_ring == [True]
+    again = await handler(EnqueueDocument(b"Art. 1 Ferias.", "lei.txt"), FakeUnitOfWork(store))
+    assert not again.created
+    assert queue.rings == 1  # the same content again: no new job, no doorbell

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -74,13 +75,36 @@ class TestSearchChunks:
             "auxilio transporte do servidor",
         ]
 
-    async def test_hybrid_returns_top_k_fused_hits(self) -> None:
-        store = store_with(("rh", "a.txt", [f"texto numero {i}" for i in range(30)]))
-        result = await SearchChunksHandler(FakeEmbedder())(
-            SearchChunks("texto numero 7", top_k=5), FakeUnitOfWork(store)
+    async def test_hybrid_returns_top_k_in_reciprocal_rank_fusion_order(self) -> None:
+        # vector order A, B, C, D (by construction); keyword order C, D (only they hold
+        # the words); RRF (k=60): C 1/63+1/61, D 1/64+1/62, A 1/61, B 1/62
+        texts = ["alfa", "beta", "gama servidor ferias", "delta servidor ferias"]
+        direction = {
+            "alfa": [1.0, 0.0, 0.0, 0.0],
+            "beta": [0.8, 0.6, 0.0, 0.0],
+            "gama servidor ferias": [0.6, 0.8, 0.0, 0.0],
+            "delta servidor ferias": [0.0, 1.0, 0.0, 0.0],
+        }
+
+        class Placed(FakeEmbedder):
+            def _vector(self, text: str) -> list[float]:
+                return direction.get(text, [1.0, 0.0, 0.0, 0.0])  # the query: towards alfa
+
+        store = store_with(("rh", "a.txt", texts))
+        embedder = Placed()
+        for chunks in store.chunks.values():
+            chunks[:] = [replace(c, embedding=embedder._vector(c.text)) for c in chunks]
+        result = await SearchChunksHandler(embedder)(
+            SearchChunks("servidor ferias", top_k=3), FakeUnitOfWork(store)
         )
-        assert result.mode is SearchMode.HYBRID and len(result.hits) == 5
-        assert all(h.vector_rank is not None for h in result.hits)
+        assert result.mode is SearchMode.HYBRID
+        assert [(h.text, h.vector_rank, h.keyword_rank) for h in result.hits] == [
+            ("gama servidor ferias", 3, 1),
+            ("delta servidor ferias", 4, 2),
+            ("alfa", 1, None),
+        ]
+        assert result.hits[0].score == pytest.approx(1 / 63 + 1 / 61)
+        assert result.hits[2].score == pytest.approx(1 / 61)
 
     async def test_hybrid_ignores_keyword_hits_holding_few_of_the_query_terms(self) -> None:
         store = store_with(("rh", "a.txt", ["alfa", "beta gama delta"]))

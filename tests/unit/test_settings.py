@@ -13,7 +13,7 @@ def test_development_uses_the_solo_pool_and_no_default_urls(
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.effective_pool == "solo"
     assert settings.database_url is None
     assert settings.effective_redis_url is None
@@ -25,7 +25,7 @@ def test_production_uses_prefork_and_the_redis_service_name(
     monkeypatch.setenv("COGEP_ENVIRONMENT", "production")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@prod-db:5432/cogep")
     monkeypatch.delenv("REDIS_URL", raising=False)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.effective_pool == "prefork"
     assert settings.effective_redis_url == "redis://redis:6379/0"
     assert settings.require_database_url() == "postgresql://u:p@prod-db:5432/cogep"
@@ -35,9 +35,9 @@ def test_production_without_a_database_url_is_refused(monkeypatch: pytest.Monkey
     monkeypatch.setenv("COGEP_ENVIRONMENT", "production")
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(ValidationError, match="DATABASE_URL is required"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 def test_an_overlap_as_large_as_half_a_chunk_is_refused() -> None:
     with pytest.raises(ValidationError, match="OVERLAP"):
-        Settings(_env_file=None, chunk_max_tokens=100, chunk_overlap_tokens=50)  # type: ignore[call-arg]
+        Settings(_env_file=None, chunk_max_tokens=100, chunk_overlap_tokens=50)

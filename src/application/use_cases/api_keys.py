@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from application.ports import Clock, UnitOfWorkFactory
@@ -52,15 +52,22 @@ class Authenticator:
     therefore takes effect within `ttl_s` on every API process.
     """
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, ttl_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        ttl_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
         self.ttl_s = ttl_s
+        self.monotonic = monotonic  # the cache's clock (a test drives its own)
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def authenticate(self, plaintext: str) -> ApiKey | None:
         digest = hash_key(plaintext)
-        now = time.monotonic()
+        now = self.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]

@@ -196,11 +196,16 @@ def worker() -> None:
         from entrypoints.worker.metrics import prepare_multiprocess
 
         prepare_multiprocess()  # before anything imports prometheus_client
+    from domain.errors import EmbeddingModelMismatch
     from entrypoints.logging import configure_logging
     from entrypoints.worker.main import run_worker
 
     configure_logging(settings.log_level, settings.log_json, process="worker")
-    run_worker(settings, settings.log_level)
+    try:
+        run_worker(settings, settings.log_level)
+    except EmbeddingModelMismatch as exc:  # refused at start: nothing was stored
+        console.print(f"[red]the worker will not start:[/] {exc.reason}")
+        raise typer.Exit(1) from None
 
 
 @app.command()

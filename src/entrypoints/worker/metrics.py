@@ -7,6 +7,7 @@ thing in `cogep-ingest worker`)."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -19,11 +20,18 @@ _ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 def prepare_multiprocess() -> None:
     if _ENV not in os.environ:
-        os.environ[_ENV] = tempfile.mkdtemp(prefix="cogep-worker-metrics-")
+        path = tempfile.mkdtemp(prefix="cogep-worker-metrics-")
+        os.environ[_ENV] = path
+        atexit.register(_remove_if_main, path, os.getpid())
     else:  # stale files of a previous run would be added up too
         path = os.environ[_ENV]
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path, exist_ok=True)
+
+
+def _remove_if_main(path: str, main: int) -> None:
+    if os.getpid() == main:  # the pool's children inherit the hook: only we remove it
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def serve(port: int) -> bool:
