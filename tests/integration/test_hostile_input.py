@@ -129,3 +129,88 @@ async def test_an_api_key_that_is_an_injection_is_just_unknown(
         response = await client.get("/v1/documents", headers=auth(payload))
         assert response.status_code == 401
     assert await table_counts(clean_db) == before
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        ('{"processo": 123456789012345678901234567890}', "beyond ±9007199254740991"),
+        ('{"valor": NaN}', "NaN or Infinity"),
+        ('{"valor": [1, {"x": Infinity}]}', "NaN or Infinity"),
+        ('{"valor": -Infinity}', "NaN or Infinity"),
+    ],
+)
+@pytest.mark.parametrize("route", ["multipart", "json"])
+async def test_metadata_json_cannot_hold_is_refused_alike_on_both_routes(
+    client: httpx.AsyncClient, keys: dict[str, str], raw: str, said: str, route: str
+) -> None:
+    headers = auth(keys["ingest"])
+    if route == "multipart":
+        r = await client.post(
+            "/v1/documents",
+            files={"file": ("a.txt", b"Art. 1 Conteudo.", "text/plain")},
+            data={"metadata": raw},
+            headers=headers,
+        )
+    else:  # the raw JSON text, as a client that writes NaN would send it
+        body = '{"text": "Art. 1 Conteudo.", "metadata": ' + raw + "}"
+        r = await client.post(
+            "/v1/documents/text",
+            content=body.encode(),
+            headers=headers | {"content-type": "application/json"},
+        )
+    assert r.status_code == 422, r.text
+    assert said in r.text
+
+
+@pytest.mark.parametrize("route", ["multipart", "json"])
+async def test_metadata_within_json_s_exact_range_is_stored_exactly(
+    client: httpx.AsyncClient, keys: dict[str, str], route: str
+) -> None:
+    metadata = {"processo": 9007199254740991, "negativo": -9007199254740991, "taxa": 0.1}
+    headers = auth(keys["ingest"])
+    if route == "multipart":
+        r = await client.post(
+            "/v1/documents",
+            files={"file": ("b.txt", b"Art. 2 Conteudo.", "text/plain")},
+            data={"metadata": json.dumps(metadata)},
+            headers=headers,
+        )
+    else:
+        r = await client.post(
+            "/v1/documents/text",
+            json={"text": "Art. 3 Conteudo.", "metadata": metadata},
+            headers=headers,
+        )
+    assert r.status_code == 201, r.text
+    shown = await client.get(f"/v1/documents/{r.json()['id']}", headers=auth(keys["read"]))
+    assert shown.json()["metadata"] == metadata
+
+
+@pytest.mark.parametrize(
+    ("stamp", "status"),
+    [
+        ("9999-12-31T23:59:59-23:59", 422),  # past year 9999 once in UTC
+        ("0001-01-01T00:00:00+23:59", 422),  # before year 1 once in UTC
+        ("0001-01-01T00:00:00+00:00", 200),  # the first instant there is: an empty page
+    ],
+)
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [("/v1/documents", "cursor"), ("/v1/jobs", "cursor"), ("/v1/changes", "after")],
+)
+async def test_cursors_at_the_edges_of_the_calendar_are_refused_not_500(
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    stamp: str,
+    status: int,
+    path: str,
+    param: str,
+) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(f"{stamp}|{uuid.uuid4()}".encode()).decode().rstrip("=")
+    r = await client.get(path, params={param: cursor}, headers=auth(keys["read"]))
+    assert r.status_code == status, r.text
+    if status == 422:
+        assert "the cursor is not one this API returned" in r.text

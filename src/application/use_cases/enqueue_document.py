@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,9 +63,42 @@ class UploadLimits:
     max_metadata_bytes: int = 16 * 1024
 
 
+# integers every JSON client reads exactly (JavaScript's Number.MAX_SAFE_INTEGER)
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _check_values(value: Any) -> None:
+    """Metadata is stored exactly or refused: never a NaN turned into null, a big
+    integer rounded to a float, or anything else changed on the way in."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise InvalidInput(
+                f"metadata holds the integer {str(value)[:40]}, beyond ±{MAX_SAFE_INTEGER} "
+                "(2^53 - 1), which not every client reads exactly; send it as a string",
+                field="metadata",
+            )
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(
+                "metadata holds NaN or Infinity, which JSON does not allow", field="metadata"
+            )
+        return
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _check_values(item)
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check_values(item)
+
+
 def validate_metadata(metadata: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
     if not isinstance(metadata, Mapping):
         raise InvalidInput("metadata must be a JSON object", field="metadata")
+    _check_values(metadata)
     try:
         encoded = orjson.dumps(dict(metadata))
     except (TypeError, orjson.JSONEncodeError) as exc:

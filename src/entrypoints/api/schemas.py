@@ -305,8 +305,10 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         when = datetime.fromisoformat(created)
         if when.tzinfo is None:
             raise ValueError("naive timestamp")
-        return when, uuid.UUID(item)
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        # in UTC here, where a date at the edge of the calendar ("9999-12-31T23:59-23:59")
+        # overflows, not in the database driver
+        return when.astimezone(UTC), uuid.UUID(item)
+    except (ValueError, OverflowError, UnicodeDecodeError, binascii.Error) as exc:
         raise InvalidInput("the cursor is not one this API returned", field="cursor") from exc
 
 

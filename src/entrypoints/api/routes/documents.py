@@ -3,11 +3,11 @@ metadata changes, deletion, cancelling and reprocessing."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from adapters.metrics import DOCUMENTS_ACCEPTED
@@ -109,8 +109,10 @@ def _parse_metadata(raw: str | None) -> dict[str, Any]:
     if raw is None or raw.strip() == "":
         return {}
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        # the stdlib parser, as for JSON bodies: integers stay exact (orjson would turn
+        # a 30-digit one into a float) and NaN / Infinity reach the same check
+        value = json.loads(raw)
+    except ValueError as exc:
         raise InvalidInput(f"metadata is not valid JSON: {exc}", field="metadata") from exc
     if not isinstance(value, dict):
         raise InvalidInput("metadata must be a JSON object", field="metadata")
