@@ -15,8 +15,11 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# labels stay bounded: never a collection, a file or a key (a client could mint series)
 DOCUMENTS_ACCEPTED = Counter(
-    "cogep_documents_accepted_total", "Uploads stored and queued", ["collection", "outcome"]
+    "cogep_documents_accepted_total",
+    "Uploads stored and queued (created) or answered with the existing document",
+    ["outcome"],
 )
 DOORBELL_RINGS = Counter("cogep_doorbell_rings_total", "Doorbell messages published")
 DOORBELL_FAILURES = Counter(

@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     # -- observability ----------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = False
+    metrics_require_key: bool = False  # /metrics answers only a read key when true
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:

@@ -34,6 +34,37 @@ async def test_metrics_expose_requests_and_queue_depth(
     assert "cogep_http_request_duration_seconds_bucket" in body
 
 
+async def test_new_collections_add_no_metric_series(
+    client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    def series(body: str) -> int:
+        return sum(1 for line in body.splitlines() if line and not line.startswith("#"))
+
+    await client.post(  # a first upload: every series the route has exists from here on
+        "/v1/documents", files={"file": ("a.txt", b"primeiro")}, headers=auth(keys["ingest"])
+    )
+    before = series((await client.get("/metrics")).text)
+    for n in range(20):
+        r = await client.post(
+            "/v1/documents",
+            files={"file": (f"{n}.txt", f"conteudo {n}".encode())},
+            data={"collection": f"colecao-{n}"},
+            headers=auth(keys["ingest"]),
+        )
+        assert r.status_code == 201
+    assert series((await client.get("/metrics")).text) == before  # bounded cardinality
+
+
+async def test_metrics_can_require_a_read_key(
+    client: httpx.AsyncClient, keys: dict[str, str], settings: Settings
+) -> None:
+    settings.metrics_require_key = True
+    r = await client.get("/metrics")
+    assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem")
+    assert (await client.get("/metrics", headers=auth(keys["read"]))).status_code == 200
+    assert (await client.get("/healthz")).status_code == 200  # liveness stays open
+
+
 async def test_an_internal_error_is_a_500_problem_without_a_stack_trace(
     client: httpx.AsyncClient, keys: dict[str, str], clean_db: AsyncEngine
 ) -> None:

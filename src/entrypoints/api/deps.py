@@ -120,6 +120,17 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+async def metrics_caller(
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_api_key_header)],
+    guard: Annotated[Guard, Depends(get_guard)],
+) -> None:
+    """/metrics is open (a scraper on the private network) unless
+    COGEP_METRICS_REQUIRE_KEY is set: then it takes a read key, as /v1 does."""
+    if guard.settings.metrics_require_key:
+        await guard.check(bearer.credentials if bearer else header_key, Scope.READ)
+
+
 # -- the upload form -------------------------------------------------------------------
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers, collection and metadata fields

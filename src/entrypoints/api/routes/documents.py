@@ -129,9 +129,7 @@ def _answer(result: EnqueueResult, response: Response, request: Request) -> Docu
         response.status_code = status.HTTP_200_OK
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    DOCUMENTS_ACCEPTED.labels(
-        result.document.collection, "created" if result.created else "existing"
-    ).inc()
+    DOCUMENTS_ACCEPTED.labels("created" if result.created else "existing").inc()
     out = DocumentOut.of(DocumentView(result.document, result.job))
     out.metadata_updated = result.metadata_updated
     return out

@@ -17,7 +17,7 @@ from adapters.postgres.migrations import current_revisions, head_revisions
 from adapters.queue.celery_doorbell import CoalescingDoorbell
 from application.use_cases.stats import GetStats, Stats
 from domain.api_keys import Scope
-from entrypoints.api.deps import Principal, UnitOfWorkDep, require
+from entrypoints.api.deps import Principal, UnitOfWorkDep, metrics_caller, require
 from entrypoints.api.injection import Provide, inject
 from entrypoints.api.schemas import HealthOut, ModelCount, StatsOut
 from entrypoints.container import Container
@@ -87,7 +87,9 @@ async def _stats(get_stats: GetStats, uow: UnitOfWorkDep, max_age_s: float = 0.0
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 @inject
 async def prometheus_metrics(
-    uow: UnitOfWorkDep, get_stats: GetStats = Depends(Provide[Container.get_stats])
+    uow: UnitOfWorkDep,
+    _: Annotated[None, Depends(metrics_caller)],
+    get_stats: GetStats = Depends(Provide[Container.get_stats]),
 ) -> Response:
     try:  # queue depth comes from the database; cached so many scrapers stay cheap
         stats = await _stats(get_stats, uow, max_age_s=5.0)
