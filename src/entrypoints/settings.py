@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # each worker process serves Prometheus metrics on this port (0: none); with the
     # prefork pool the pool's processes are aggregated (prometheus multiprocess mode)
     worker_metrics_port: int = Field(default=9108, ge=0, le=65535)
+    # where they listen: loopback in development, every interface in production (the
+    # scraper reaches each worker over the network); set it to choose
+    worker_metrics_bind: str | None = None
 
     # -- uploads and parsing limits ---------------------------------------------------
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
@@ -131,6 +134,12 @@ class Settings(BaseSettings):
         if self.celery_pool:
             return self.celery_pool
         return "prefork" if self.environment == "production" else "solo"
+
+    @property
+    def worker_metrics_host(self) -> str:
+        if self.worker_metrics_bind:
+            return self.worker_metrics_bind
+        return "0.0.0.0" if self.environment == "production" else "127.0.0.1"  # noqa: S104
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:

@@ -41,3 +41,14 @@ def test_production_without_a_database_url_is_refused(monkeypatch: pytest.Monkey
 def test_an_overlap_as_large_as_half_a_chunk_is_refused() -> None:
     with pytest.raises(ValidationError, match="OVERLAP"):
         Settings(_env_file=None, chunk_max_tokens=100, chunk_overlap_tokens=50)
+
+
+def test_worker_metrics_listen_on_loopback_unless_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("COGEP_ENVIRONMENT", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db:5432/cogep")
+    assert Settings(_env_file=None).worker_metrics_host == "127.0.0.1"
+    assert Settings(_env_file=None, environment="production").worker_metrics_host == "0.0.0.0"  # noqa: S104
+    chosen = Settings(_env_file=None, environment="production", worker_metrics_bind="10.0.0.7")
+    assert chosen.worker_metrics_host == "10.0.0.7"

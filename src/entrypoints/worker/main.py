@@ -100,7 +100,7 @@ def run_worker(settings: Settings, loglevel: str, queues: str = QUEUE) -> None:
         threads,
         model,
     )
-    metrics.serve(settings.worker_metrics_port)
+    metrics.serve(settings.worker_metrics_port, settings.worker_metrics_host)
     app = create_worker_app(settings)
     app.worker_main(
         [

@@ -34,7 +34,7 @@ def _remove_if_main(path: str, main: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def serve(port: int) -> bool:
+def serve(port: int, host: str = "127.0.0.1") -> bool:
     """Serve this worker's metrics; False (and a warning) when the port is taken."""
     if not port:
         return False
@@ -48,9 +48,9 @@ def serve(port: int) -> bool:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     try:
         if registry is None:
-            start_http_server(port, addr="0.0.0.0")  # noqa: S104 - scraped from the network
+            start_http_server(port, addr=host)
         else:
-            start_http_server(port, addr="0.0.0.0", registry=registry)  # noqa: S104
+            start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         log.warning(
             "worker metrics not served: port %d: %s (set COGEP_WORKER_METRICS_PORT to a "
@@ -59,7 +59,7 @@ def serve(port: int) -> bool:
             exc.strerror,
         )
         return False
-    log.info("worker metrics on :%d/metrics", port)
+    log.info("worker metrics on %s:%d/metrics", host, port)
     return True
 
 
