@@ -6,6 +6,7 @@ Services come from DATABASE_URL / REDIS_URL, else the embedded servers (PostgreS
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -60,6 +61,22 @@ def services() -> Iterator[tuple[str, str]]:
         ) as s:
             upgrade_head(s.database_url)
             yield s.database_url, s.redis_url
+
+
+def api_key(database_url: str, redis_url: str, name: str, scopes: list[str]) -> str:
+    """A fresh API key (no rate limit) in the benchmark's database."""
+    from entrypoints.container import build_container
+    from entrypoints.settings import Settings
+
+    async def create() -> str:
+        settings = Settings(_env_file=None, database_url=database_url, redis_url=redis_url)
+        container = build_container(settings)
+        try:
+            return (await container.api_keys().create(name, scopes, None)).plaintext
+        finally:
+            await container.engine().dispose()
+
+    return asyncio.run(create())
 
 
 def env_for(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:

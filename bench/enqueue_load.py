@@ -27,9 +27,18 @@ from typing import Any
 from fpdf import FPDF
 
 from bench import corpus
-from bench.common import ROOT, api, console, cpu_seconds, env_for, save, services, table, worker
-from entrypoints.container import build_container
-from entrypoints.settings import Settings
+from bench.common import (
+    ROOT,
+    api,
+    api_key,
+    console,
+    cpu_seconds,
+    env_for,
+    save,
+    services,
+    table,
+    worker,
+)
 
 BOUNDARY = "cogepbenchboundary7d1f"
 
@@ -143,16 +152,6 @@ async def load(
     }
 
 
-async def create_key(database_url: str, redis_url: str) -> str:
-    settings = Settings(_env_file=None, database_url=database_url, redis_url=redis_url)
-    container = build_container(settings)
-    try:
-        created = await container.api_keys().create("bench", ["ingest"], None)
-        return created.plaintext
-    finally:
-        await container.engine().dispose()
-
-
 def run(
     seconds: float, api_workers: int, concurrencies: list[int], with_worker: bool = True
 ) -> dict[str, Any]:
@@ -160,7 +159,7 @@ def run(
     sizes = {name: len(make()[2]) for name, make in payloads.items()}
     rows: list[dict[str, Any]] = []
     with services() as (database_url, redis_url):
-        key = asyncio.run(create_key(database_url, redis_url))
+        key = api_key(database_url, redis_url, "bench", ["ingest"])
         env = env_for(database_url, redis_url, COGEP_RATE_LIMIT_PER_MINUTE="0")
         logs = ROOT / "bench" / "results"
         busy = worker(env, logs / "enqueue-worker.log") if with_worker else contextlib.nullcontext()

@@ -18,65 +18,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.common import api, console, env_for, process, save, services, table, worker
+from bench.common import api, api_key, console, env_for, process, save, services, table, worker
 from bench.corpus import norm_pdf
 
 SEARCHABLE_GOAL_S = 30.0
 SWEEP_INTERVAL_S = 10.0  # the default
 
 
-async def make_key(database_url: str, redis_url: str) -> str:
-    from entrypoints.container import build_container
-    from entrypoints.settings import Settings
+async def plant_expired_lease_in(database_url: str) -> uuid.UUID:
+    """The orphan: its one-second lease runs out a second after planting."""
+    from tests.integration.oracle import plant_expired_lease
 
-    container = build_container(Settings(database_url=database_url, redis_url=redis_url))
-    try:
-        created = await container.api_keys().create("bench-fairness", ["ingest", "read"], None)
-        return created.plaintext
-    finally:
-        await container.engine().dispose()
-
-
-async def plant_expired_lease(database_url: str) -> uuid.UUID:
-    """A document whose job is PROCESSING under a lease that runs out in a second, held
-    by a worker that no longer exists."""
-    from domain.model import Document, DocumentType, IngestionJob, Stage
     from entrypoints.container import build_container
     from entrypoints.settings import Settings
 
     container = build_container(Settings(database_url=database_url))
-    now = datetime.now(UTC)
-    data = f"Art. 1º Aviso {uuid.uuid4().hex} de um trabalhador que caiu.".encode()
-    doc = Document(
-        id=uuid.uuid4(),
-        collection="bench-orfaos",
-        filename="orfao.txt",
-        content_type=DocumentType.TEXT,
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        metadata={},
-        created_at=now,
-    )
-    job = IngestionJob.new(doc.id, now, max_attempts=3)
-    job.claim("dead-host:1:gone", now, timedelta(seconds=1))
-    job.advance(Stage.EMBEDDING, now)
     try:
-        async with container.uow_factory()() as uow:
-            await uow.documents.add(doc, data)
-            await uow.jobs.add(job)
-            await uow.commit()
-        return doc.id
+        return await plant_expired_lease(container.uow_factory(), claimed_ago_s=0)
     finally:
         await container.engine().dispose()
 
@@ -84,7 +51,7 @@ async def plant_expired_lease(database_url: str) -> uuid.UUID:
 def watch_orphan(url: str, key: str, database_url: str, out: dict[str, float]) -> None:
     """Plant the expired lease, then time (every 0.2 s) until it is no longer
     PROCESSING: the sweeper handed it back."""
-    doc_id = str(asyncio.run(plant_expired_lease(database_url)))
+    doc_id = str(asyncio.run(plant_expired_lease_in(database_url)))
     t0 = time.perf_counter()
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
         while time.perf_counter() - t0 < 120:
@@ -150,7 +117,7 @@ def run(pages: int) -> dict[str, Any]:
     title, pdf, pages = long_pdf(pages)
     console.print(f"{title}: {len(pdf) / 1e6:.1f} MB PDF of {pages} pages")
     with services() as (database_url, redis_url), tempfile.TemporaryDirectory() as tmp:
-        key = asyncio.run(make_key(database_url, redis_url))
+        key = api_key(database_url, redis_url, "bench-fairness", ["ingest", "read"])
         env = env_for(
             database_url,
             redis_url,

@@ -27,7 +27,6 @@ text); ``--no-cache`` recomputes them.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import hashlib
 import io
@@ -47,7 +46,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.common import ROOT, api, console, env_for, save, table, worker
+from bench.common import ROOT, api, api_key, console, env_for, save, table, worker
 
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus" / "leis-federais"
@@ -124,21 +123,13 @@ def platform(data_dir: Path | None) -> Iterator[tuple[str, str, str, str]]:
         logs = ROOT / "bench" / "results"
         url, _ = stack.enter_context(api(env, logs / "retrieval-api.log"))
         stack.enter_context(worker(env, logs / "retrieval-worker.log"))
-        key = asyncio.run(_admin_key(services.database_url, services.redis_url))
+        key = api_key(
+            services.database_url,
+            services.redis_url,
+            "bench-retrieval",
+            ["admin", "ingest", "read"],
+        )
         yield url, key, services.database_url, services.redis_url
-
-
-async def _admin_key(database_url: str, redis_url: str) -> str:
-    from entrypoints.container import build_container
-    from entrypoints.settings import Settings
-
-    settings = Settings(_env_file=None, database_url=database_url, redis_url=redis_url)
-    container = build_container(settings)
-    try:
-        created = await container.api_keys().create("bench-retrieval", ["admin", "ingest", "read"])
-        return created.plaintext
-    finally:
-        await container.engine().dispose()
 
 
 def ingest(url: str, key: str, files: list[Path], timeout_s: float) -> dict[str, Any]:

@@ -17,7 +17,6 @@ waiting (its idle cost: event loop, connection pool, metrics).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.common import ROOT, api, console, cpu_seconds, env_for, save, services, table
+from bench.common import ROOT, api, api_key, console, cpu_seconds, env_for, save, services, table
 
 BATCH = "bench-watch"
 
@@ -72,18 +71,6 @@ async def main():
     print(requests)
 asyncio.run(main())
 """
-
-
-async def make_key(database_url: str, redis_url: str) -> str:
-    from entrypoints.container import build_container
-    from entrypoints.settings import Settings
-
-    container = build_container(Settings(database_url=database_url, redis_url=redis_url))
-    try:
-        created = await container.api_keys().create("bench-watch", ["ingest", "read"], None)
-        return created.plaintext
-    finally:
-        await container.engine().dispose()
 
 
 def upload(url: str, key: str, n: int) -> list[str]:
@@ -133,7 +120,7 @@ def measure(
 
 def run(documents: int, seconds: float) -> dict[str, Any]:
     with services() as (database_url, redis_url), tempfile.TemporaryDirectory() as tmp:
-        key = asyncio.run(make_key(database_url, redis_url))
+        key = api_key(database_url, redis_url, "bench-watch", ["ingest", "read"])
         env = env_for(database_url, redis_url, COGEP_RATE_LIMIT_PER_MINUTE="0")
         with api(env, Path(tmp) / "api.log") as (url, pid):
             ids = upload(url, key, documents)

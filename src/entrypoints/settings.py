@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_text_chars: int = Field(default=5_000_000, ge=1)  # the text route's body
     # text a document may hold once extracted (any format); bounds chunking's time and
-    # memory in the worker: 10M characters chunk in ~25 s and ~150 MB
+    # memory in the worker (bench/chunking_bound.py measures them at the cap)
     max_extracted_chars: int = Field(default=10_000_000, ge=1)
     max_metadata_bytes: int = Field(default=16 * 1024, ge=2)
     extraction_timeout_s: float = Field(default=60.0, gt=0)

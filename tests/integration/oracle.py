@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from application.ports import UnitOfWorkFactory
 from tests.integration.conftest import auth
 from tests.integration.live import Process, start_process
 
@@ -135,3 +136,48 @@ def chunks_expected(files: Sequence[tuple[bytes, str]]) -> int:
     return sum(
         len(chunker.chunk(extract(data, DocumentType(kind), ParseLimits()))) for data, kind in files
     )
+
+
+async def plant_expired_lease(uow_factory: UnitOfWorkFactory, claimed_ago_s: float) -> uuid.UUID:
+    """A document whose job is PROCESSING under a one-second lease taken `claimed_ago_s`
+    ago by a worker that no longer exists (the sweeper's work). Returns the document id."""
+    import hashlib
+    from datetime import UTC, datetime, timedelta
+
+    from domain.model import Document, DocumentType, IngestionJob, Stage
+
+    now = datetime.now(UTC)
+    claimed = now - timedelta(seconds=claimed_ago_s)
+    data = f"Art. 1º Aviso {uuid.uuid4().hex} de um trabalhador que caiu.".encode()
+    doc = Document(
+        id=uuid.uuid4(),
+        collection="orfaos",
+        filename="orfao.txt",
+        content_type=DocumentType.TEXT,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        metadata={},
+        created_at=now,
+    )
+    job = IngestionJob.new(doc.id, claimed, max_attempts=3)
+    job.claim("gone-host:1:x", claimed, timedelta(seconds=1))
+    job.advance(Stage.EMBEDDING, now)
+    async with uow_factory() as uow:
+        await uow.documents.add(doc, data)
+        await uow.jobs.add(job)
+        await uow.commit()
+    return doc.id
+
+
+async def worker_metrics(port: int) -> dict[str, float]:
+    """A worker's /metrics as {"name" or "name{label=value,...}": value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient() as http:
+        scraped = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(scraped):
+        for s in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out

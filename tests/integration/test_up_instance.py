@@ -112,7 +112,7 @@ def test_the_embedded_postgres_of_up_stops_when_up_is_killed(tmp_path: Path) -> 
     assert _gone_after_parent_killed(parent, timeout=30)
 
 
-def test_private_files_are_0600_from_the_start(tmp_path: Path) -> None:
+def test_private_files_are_0600_even_over_an_older_wider_file(tmp_path: Path) -> None:
     path = tmp_path / "segredo.json"
     path.write_text("old")
     path.chmod(0o644)

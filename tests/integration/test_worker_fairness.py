@@ -5,11 +5,9 @@ beat processes, real PostgreSQL and Redis, the real model."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -18,11 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from application.ports import UnitOfWorkFactory
-from domain.model import Document, DocumentType, IngestionJob, Stage
 from entrypoints.settings import Settings
 from tests.integration.conftest import make_settings
 from tests.integration.live import running
-from tests.integration.oracle import start_beat, start_worker, upload
+from tests.integration.oracle import plant_expired_lease, start_beat, start_worker, upload
 from tests.integration.services import Services
 
 pytestmark = pytest.mark.usefixtures("redis_client")
@@ -42,30 +39,6 @@ async def job_of(engine: AsyncEngine, doc_id: uuid.UUID) -> tuple[str, str]:
             )
         ).one()
     return str(row.status), str(row.stage)
-
-
-async def plant_expired_lease(uow_factory: UnitOfWorkFactory) -> uuid.UUID:
-    """A job PROCESSING under a lease that ran out, held by a worker that is gone."""
-    now = datetime.now(UTC)
-    data = f"Art. 1º Aviso {uuid.uuid4().hex} de um trabalhador que caiu.".encode()
-    doc = Document(
-        id=uuid.uuid4(),
-        collection="orfaos",
-        filename="orfao.txt",
-        content_type=DocumentType.TEXT,
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        metadata={},
-        created_at=now,
-    )
-    job = IngestionJob.new(doc.id, now - timedelta(seconds=5), max_attempts=3)
-    job.claim("gone-host:1:x", now - timedelta(seconds=5), timedelta(seconds=1))
-    job.advance(Stage.EMBEDDING, now)
-    async with uow_factory() as uow:
-        await uow.documents.add(doc, data)
-        await uow.jobs.add(job)
-        await uow.commit()
-    return doc.id
 
 
 async def test_a_short_upload_overtakes_a_long_document_and_the_sweep_keeps_time(
@@ -96,7 +69,7 @@ async def test_a_short_upload_overtakes_a_long_document_and_the_sweep_keeps_time
         # the worker is embedding the long document: a one-paragraph upload and an
         # orphaned job (its worker died) arrive
         short_id = await upload(client, key, "curta.txt", "Aviso: o ponto é digital.".encode())
-        orphan_id = await plant_expired_lease(uow_factory)
+        orphan_id = await plant_expired_lease(uow_factory, claimed_ago_s=5)
         t0 = time.monotonic()
         swept_after = short_done_after = None
         while short_done_after is None or swept_after is None:

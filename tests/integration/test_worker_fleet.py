@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -41,6 +40,7 @@ from tests.integration.oracle import (
     start_worker,
     upload,
     wait_for_terminal,
+    worker_metrics,
 )
 from tests.integration.services import Services
 
@@ -111,8 +111,7 @@ async def test_a_mixed_batch_completes_and_poison_documents_fail_with_reasons(
     with running(worker):
         state = await wait_for_terminal(clean_db, len(good) + len(poison), 120, [worker])
         # the worker's own metrics say what it did
-        async with httpx.AsyncClient() as http:
-            scraped = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        samples = await worker_metrics(metrics_port)
         # the seed's rule, checked while the worker is alive and idle between tasks:
         # every task disposed its engine, so no connection of the worker lingers
         lingering = await worker_connections(clean_db)
@@ -124,19 +123,14 @@ async def test_a_mixed_batch_completes_and_poison_documents_fail_with_reasons(
         idle_for = 2.0
         await asyncio.sleep(idle_for)  # and it stays at none while idle
         assert (lingering, await worker_connections(clean_db)) == (0, 0)
-    samples = {
-        f"{s.name}{sorted(s.labels.items()) if s.labels else ''}": s.value
-        for m in text_string_to_metric_families(scraped)
-        for s in m.samples
-    }
-    assert samples["cogep_worker_documents_total[('outcome', 'indexed')]"] == len(good)
-    assert samples["cogep_worker_documents_total[('outcome', 'failed')]"] == len(poison)
+    assert samples["cogep_worker_documents_total{outcome=indexed}"] == len(good)
+    assert samples["cogep_worker_documents_total{outcome=failed}"] == len(poison)
     assert samples["cogep_worker_upload_to_searchable_seconds_count"] == len(good)
     assert samples["cogep_worker_chunks_embedded_total"] >= len(good)
     assert samples["cogep_worker_embedding_seconds_total"] > 0
-    failures = {k: v for k, v in samples.items() if k.startswith("cogep_worker_failures_total[")}
+    failures = {k: v for k, v in samples.items() if k.startswith("cogep_worker_failures_total{")}
     assert sum(failures.values()) == len(poison)
-    assert all("'extracting')" in k or "'chunking')" in k for k in failures), failures
+    assert all("stage=extracting" in k or "stage=chunking" in k for k in failures), failures
     for doc_id, kind in good.items():
         assert state[doc_id][0] == "COMPLETED", (kind, state[doc_id])
         assert state[doc_id][1] == 1
@@ -276,20 +270,15 @@ async def test_the_production_shape_prefork_pool_and_two_api_processes(
             )
             assert [r.status_code for r in answers] == [201] * 12
             state = await wait_for_terminal(clean_db, 12, 180, [worker])
-            scraped = (await api.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+            samples = await worker_metrics(metrics_port)
         pool = psutil.Process(worker.pid).children()
     assert all(s == ("COMPLETED", 1, None) for s in state.values()), state
     assert await assert_one_chunk_set_each(clean_db) == chunks_expected(
         [(memo_text(i).encode(), "text/plain") for i in range(12)]
     )
     assert len(pool) >= 2  # the pool's processes did the work
-    indexed = [
-        s.value
-        for m in text_string_to_metric_families(scraped)
-        for s in m.samples
-        if s.name == "cogep_worker_documents_total" and s.labels.get("outcome") == "indexed"
-    ]
-    assert indexed == [12.0]  # the pool's processes, added up in one answer
+    # the pool's processes, added up in one answer
+    assert samples["cogep_worker_documents_total{outcome=indexed}"] == 12.0
 
 
 def memo_text(i: int) -> str:
