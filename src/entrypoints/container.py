@@ -102,6 +102,7 @@ class Container(containers.DeclarativeContainer):
         pool_size=settings.provided.db_pool_size,
         max_overflow=settings.provided.db_max_overflow,
         statement_timeout_ms=settings.provided.db_statement_timeout_ms,
+        pool_timeout_s=settings.provided.db_pool_timeout_s,
     )
     sessions = providers.Singleton(session_factory, engine)
     uow_factory = providers.Singleton(_uow_factory, sessions)
@@ -153,7 +154,9 @@ class Container(containers.DeclarativeContainer):
     watch_documents = providers.Singleton(WatchDocumentsHandler, uow_factory=uow_factory)
     get_stats = providers.Singleton(GetStats, clock=clock)
     api_keys = providers.Singleton(ApiKeys, uow_factory=uow_factory, clock=clock)
-    authenticator = providers.Singleton(Authenticator, uow_factory=uow_factory, clock=clock)
+    authenticator = providers.Singleton(
+        Authenticator, uow_factory=uow_factory, clock=clock, ttl_s=settings.provided.auth_cache_s
+    )
 
     # -- worker: the heavy parts, one per process, built on first use (after fork) ---
     # the model file is parsed and its tokenizer built once, for the counter and the model

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # how long an API request waits for a pooled connection before a 503 + Retry-After
+    db_pool_timeout_s: float = Field(default=5.0, gt=0)
 
     # -- worker fleet -----------------------------------------------------------------
     celery_pool: CeleryPool | None = None  # default: solo (development), prefork (production)
@@ -105,6 +107,22 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_workers: int = Field(default=1, ge=1)
     rate_limit_per_minute: int = Field(default=1200, ge=0)  # per API key; 0 disables
+    # a revoked or changed key keeps working at most this long on each API process
+    auth_cache_s: float = Field(default=5.0, ge=0)
+
+    # -- HTTP limits (docs/security.md) -------------------------------------------------
+    # bodies other than uploads (search, metadata changes): refused past this, unread
+    max_json_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # request bytes of uploads held in memory at once per API process; an upload waits
+    # up to upload_wait_s for room, then gets 503 + Retry-After without being read
+    upload_buffer_mb: int = Field(default=160, ge=1)
+    upload_wait_s: float = Field(default=5.0, ge=0)
+    http_header_timeout_s: float = Field(default=10.0, gt=0)  # connection open to headers read
+    http_body_timeout_s: float = Field(default=30.0, gt=0)  # longest pause within a body
+    http_keep_alive_s: float = Field(default=5.0, gt=0)  # idle between requests
+    http_max_header_bytes: int = Field(default=32 * 1024, ge=1024)  # request line + headers
+    http_max_headers: int = Field(default=100, ge=10)
+    http_max_connections: int = Field(default=1000, ge=1)  # per API process; then 503
     auth_disabled: bool = False  # development convenience; refused in production
 
     # -- observability ----------------------------------------------------------------

@@ -13,14 +13,12 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from dependency_injector import providers
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import create_engine, session_factory
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from application.ports import UnitOfWorkFactory
-from application.use_cases.api_keys import Authenticator
 from application.use_cases.process_batch import BatchReport, ProcessBatch
 from entrypoints.api.app import create_app
 from entrypoints.container import Container, build_container
@@ -125,6 +123,8 @@ def make_settings(database_url: str, redis_url: str, **overrides: object) -> Set
         "redis_url": redis_url,
         "max_upload_bytes": 200_000,
         "rate_limit_per_minute": 100_000,
+        # revocations show at once here; test_api_auth checks the real cache's bound
+        "auth_cache_s": 0.0,
         "batch_size": 8,
         "data_dir": str(TEST_DATA_DIR),
     }
@@ -140,8 +140,6 @@ def settings(database_url: str, services: Services) -> Settings:
 @pytest.fixture
 async def container(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[Container]:
     c = build_container(settings)
-    # revocations must show at once in tests (production caches answers for 30 s)
-    c.authenticator.override(providers.Singleton(Authenticator, c.uow_factory, c.clock, ttl_s=0.0))
     yield c
     await c.api_doorbell().close()
     await c.engine().dispose()

@@ -121,6 +121,24 @@ async def test_search_text_and_metadata_filters_are_only_data(
     assert await table_counts(clean_db) == before
 
 
+@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
+@pytest.mark.parametrize(
+    "query", ["servidor\x00público", "\x00", "férias\x00\x00'; --", "a\x00" * 200]
+)
+async def test_nul_and_control_characters_in_a_query_are_data_not_a_500(
+    client: httpx.AsyncClient, keys: dict[str, str], clean_db: AsyncEngine, mode: str, query: str
+) -> None:
+    r = await client.post(
+        "/v1/search", headers=auth(keys["read"]), json={"query": query, "mode": mode}
+    )
+    if query.replace("\x00", "").strip():
+        assert r.status_code == 200, r.text
+        assert r.json()["results"] == []
+    else:  # nothing left once the NULs go: the same answer as an empty query
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_an_api_key_that_is_an_injection_is_just_unknown(
     client: httpx.AsyncClient, clean_db: AsyncEngine
 ) -> None:
@@ -138,11 +156,14 @@ async def test_an_api_key_that_is_an_injection_is_just_unknown(
         ('{"valor": NaN}', "NaN or Infinity"),
         ('{"valor": [1, {"x": Infinity}]}', "NaN or Infinity"),
         ('{"valor": -Infinity}', "NaN or Infinity"),
+        ('{"orgao": "SEGEP\\u0000"}', "must not contain NUL"),
+        ('{"orgao": "\\ud800"}', "not valid JSON"),  # a lone surrogate: not Unicode
+        (b'{"orgao": "S\xe3o Lu\xeds"}', "not valid UTF-8"),  # Latin-1 bytes
     ],
 )
 @pytest.mark.parametrize("route", ["multipart", "json"])
 async def test_metadata_json_cannot_hold_is_refused_alike_on_both_routes(
-    client: httpx.AsyncClient, keys: dict[str, str], raw: str, said: str, route: str
+    client: httpx.AsyncClient, keys: dict[str, str], raw: str | bytes, said: str, route: str
 ) -> None:
     headers = auth(keys["ingest"])
     if route == "multipart":
@@ -153,10 +174,11 @@ async def test_metadata_json_cannot_hold_is_refused_alike_on_both_routes(
             headers=headers,
         )
     else:  # the raw JSON text, as a client that writes NaN would send it
-        body = '{"text": "Art. 1 Conteudo.", "metadata": ' + raw + "}"
+        raw_bytes = raw if isinstance(raw, bytes) else raw.encode()
+        body = b'{"text": "Art. 1 Conteudo.", "metadata": ' + raw_bytes + b"}"
         r = await client.post(
             "/v1/documents/text",
-            content=body.encode(),
+            content=body,
             headers=headers | {"content-type": "application/json"},
         )
     assert r.status_code == 422, r.text

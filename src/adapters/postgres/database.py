@@ -39,6 +39,7 @@ def create_engine(
     pool_size: int = 5,
     max_overflow: int = 10,
     statement_timeout_ms: int = 30_000,
+    pool_timeout_s: float = 30.0,
     pooled: bool = True,
 ) -> AsyncEngine:
     """An engine per process (API) or per task (worker: the seed's pattern, disposed in finally)."""
@@ -54,7 +55,12 @@ def create_engine(
         "connect_args": {"server_settings": server_settings, "timeout": 10},
     }
     if pooled:
-        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+        kwargs.update(
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout_s,
+            pool_pre_ping=True,
+        )
     else:
         kwargs["poolclass"] = NullPool
     return create_async_engine(async_url(url), **kwargs)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from entrypoints.api import problems
+from entrypoints.api.gate import RequestGate
 from entrypoints.api.middleware import MetricsMiddleware
 from entrypoints.api.routes import changes, documents, jobs, ops, search
 from entrypoints.container import Container, build_container
@@ -57,6 +58,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     container.wire(modules=_WIRED)
     problems.install(app)
+    app.add_middleware(RequestGate, container=container)  # inner: metrics see its answers
     app.add_middleware(MetricsMiddleware)
     app.include_router(documents.router)
     app.include_router(changes.router)

@@ -22,6 +22,8 @@ def uvicorn_command(host: str, port: int, workers: int = 1) -> list[str]:
         "--no-access-log",
         "--loop",
         "uvloop",
+        # httptools with the limits uvicorn lacks (header deadline and size, keep-alive
+        # and connection caps from the settings)
         "--http",
-        "httptools",
+        "entrypoints.api.protocol:GuardedHttpToolsProtocol",
     ]

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import UploadFile
-from starlette.types import Message, Receive
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from application.ports import RateLimiter
@@ -61,7 +61,9 @@ class Guard:
     limiter: RateLimiter
     settings: Settings
 
-    async def check(self, presented: str | None, scope: Scope) -> Principal:
+    async def identify(self, presented: str | None) -> Principal:
+        """Who is calling (401 otherwise), within their rate limit (429 otherwise).
+        The request gate asks this before any body is read."""
         if self.settings.auth_disabled:
             return Principal("anonymous", None)
         if not presented:
@@ -79,13 +81,6 @@ class Guard:
                 "the API key is unknown or revoked",
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        if not key.allows(scope):
-            raise ApiProblem(
-                403,
-                "insufficient_scope",
-                f"this API key lacks the '{scope}' scope "
-                f"(it has: {', '.join(sorted(s.value for s in key.scopes))})",
-            )
         per_minute = key.rate_limit_per_minute or self.settings.rate_limit_per_minute
         decision = await self.limiter.hit(str(key.id), per_minute)
         if not decision.allowed:
@@ -96,6 +91,31 @@ class Guard:
                 {"Retry-After": str(int(decision.retry_after_s))},
             )
         return Principal(str(key.id), key)
+
+    async def check(self, presented: str | None, scope: Scope) -> Principal:
+        return authorize(await self.identify(presented), scope)
+
+
+def authorize(principal: Principal, scope: Scope) -> Principal:
+    key = principal.key
+    if key is not None and not key.allows(scope):
+        raise ApiProblem(
+            403,
+            "insufficient_scope",
+            f"this API key lacks the '{scope}' scope "
+            f"(it has: {', '.join(sorted(s.value for s in key.scopes))})",
+        )
+    return principal
+
+
+def presented_key(headers: dict[bytes, bytes]) -> str | None:
+    """The key from `Authorization: Bearer <key>` or `X-API-Key` (raw ASGI headers)."""
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    header_key = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+    return header_key or None
 
 
 @inject
@@ -111,10 +131,15 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """Dependency: an authenticated, authorised and rate-limited caller."""
 
     async def dependency(
+        request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header_key: Annotated[str | None, Depends(_api_key_header)],
         guard: Annotated[Guard, Depends(get_guard)],
     ) -> Principal:
+        # the request gate identified the caller before the body was read
+        known: Principal | None = getattr(request.state, "principal", None)
+        if known is not None:
+            return authorize(known, scope)
         return await guard.check(bearer.credentials if bearer else header_key, scope)
 
     return dependency
@@ -136,23 +161,20 @@ async def metrics_caller(
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers, collection and metadata fields
 
 
-class _LimitedReceive:
-    """Counts body bytes as they stream in and stops the upload past the limit,
-    whether or not the client sent a Content-Length."""
+class _StrictMultiPartParser(MultiPartParser):
+    """Starlette's parser decodes a text field that is not valid in its charset as
+    Latin-1, silently; here it is refused, as the JSON route refuses such a body."""
 
-    def __init__(self, receive: Receive, limit: int, file_limit: int) -> None:
-        self.receive = receive
-        self.limit = limit
-        self.file_limit = file_limit
-        self.total = 0
-
-    async def __call__(self) -> Message:
-        message = await self.receive()
-        if message["type"] == "http.request":
-            self.total += len(message.get("body", b""))
-            if self.total > self.limit:
-                raise DocumentTooLarge(f"the upload exceeds the limit of {self.file_limit} bytes")
-        return message
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                bytes(part.data).decode(self._charset or "utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInput(
+                    f"the form field '{part.field_name}' is not valid UTF-8", field=part.field_name
+                ) from exc
+        super().on_part_end()
 
 
 @dataclass(frozen=True)
@@ -175,12 +197,18 @@ async def read_upload_form(request: Request, max_bytes: int, max_field_bytes: in
             "send the document as multipart/form-data with a 'file' part "
             "(or JSON to /v1/documents/text)",
         )
-    limit = max_bytes + MULTIPART_OVERHEAD
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise DocumentTooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
-    limited = Request(request.scope, _LimitedReceive(request.receive, limit, max_bytes))
-    form = await limited.form(max_files=1, max_fields=6, max_part_size=max_field_bytes)
+    # the request gate has bounded the body (size, pauses) and reserved room for it
+    parser = _StrictMultiPartParser(
+        request.headers,
+        request.stream(),
+        max_files=1,
+        max_fields=6,
+        max_part_size=max_field_bytes,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise ApiProblem(400, "bad_request", exc.message) from exc
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):

@@ -7,6 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,6 +18,7 @@ from domain import errors
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_S = 2  # what a 503 asks the client to wait
 
 _STATUS: list[tuple[type[errors.DomainError], int]] = [
     (errors.DocumentTooLarge, 413),
@@ -30,6 +32,20 @@ _STATUS: list[tuple[type[errors.DomainError], int]] = [
     (errors.EmbeddingUnavailable, 503),
     (errors.EmbeddingModelMismatch, 503),
 ]
+
+
+# the database (or its pool) cannot serve the request now: 503, nothing was done
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.TimeoutError,
+    sqlalchemy.exc.InterfaceError,
+    ConnectionError,
+)
+
+
+def unavailable_detail(exc: BaseException) -> str:
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):
+        return "every database connection of this server is busy; retry shortly"
+    return "the database does not answer; retry shortly"
 
 
 class ApiProblem(Exception):
@@ -128,6 +144,19 @@ def install(app: FastAPI) -> None:
             request,
             headers=dict(exc.headers) if exc.headers else None,
         )
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("503 on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return problem(
+            503,
+            "unavailable",
+            unavailable_detail(exc),
+            request,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    for cls in UNAVAILABLE:
+        app.add_exception_handler(cls, unavailable)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
