@@ -46,6 +46,7 @@ class DocumentFilter:
     limit: int = 50
     # keyset cursor: (created_at, id) of the last row of the previous page
     after: tuple[datetime, uuid.UUID] | None = None
+    within: tuple[str, ...] | None = None  # the caller's collections (None: every one)
 
 
 @dataclass(frozen=True)
@@ -120,13 +121,16 @@ class DocumentRepository(Protocol):
         collection: str | None,
         settle_s: float,
         limit: int,
+        within: tuple[str, ...] | None = None,
     ) -> list[Change]:
         """Documents whose job changed after the cursor, oldest change first, up to
         `settle_s` seconds ago by the database's clock (a change is listed once its
         transaction has surely committed, so a cursor never skips one)."""
         ...
 
-    async def batch_summary(self, batch: str) -> BatchSummary: ...
+    async def batch_summary(
+        self, batch: str, within: tuple[str, ...] | None = None
+    ) -> BatchSummary: ...
 
     async def get_many(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Document]: ...
 
@@ -214,7 +218,11 @@ class JobRepository(Protocol):
     async def oldest_pending_created_at(self) -> datetime | None: ...
 
     async def list(
-        self, status: IngestionStatus | None, limit: int, after: tuple[datetime, uuid.UUID] | None
+        self,
+        status: IngestionStatus | None,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        within: tuple[str, ...] | None = None,
     ) -> list[IngestionJob]: ...
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.access import Access
 from domain.errors import InvalidInput
 
 KEY_PREFIX = "cgp"
@@ -38,6 +39,8 @@ class ApiKey:
     rate_limit_per_minute: int | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    # the collections the key reaches; None: every collection (the default)
+    collections: frozenset[str] | None = None
 
     @property
     def active(self) -> bool:
@@ -45,6 +48,10 @@ class ApiKey:
 
     def allows(self, scope: Scope) -> bool:
         return self.active and (scope in self.scopes or Scope.ADMIN in self.scopes)
+
+    @property
+    def access(self) -> Access:
+        return Access(self.collections)
 
     def matches(self, plaintext: str) -> bool:
         return hmac.compare_digest(self.secret_hash, hash_key(plaintext))
@@ -73,6 +80,7 @@ def new_api_key(
     scopes: frozenset[Scope],
     now: datetime,
     rate_limit_per_minute: int | None = None,
+    collections: frozenset[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Return the stored key and the plaintext, which is never stored."""
     name = name.strip()
@@ -88,6 +96,7 @@ def new_api_key(
         scopes=scopes,
         created_at=now,
         rate_limit_per_minute=rate_limit_per_minute,
+        collections=collections,
     )
     return key, plaintext
 

@@ -40,6 +40,12 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class CollectionForbidden(DomainError):
+    """An explicit request for a collection the caller's API key does not reach."""
+
+    code = "collection_forbidden"
+
+
 class Conflict(DomainError):
     code = "conflict"
 

@@ -214,7 +214,9 @@ class IngestionJob:
     locked_by: str | None = None
     locked_until: datetime | None = None
     next_attempt_at: datetime | None = None
-    last_error: str | None = None
+    last_error: str | None = None  # the reason, for everyone who may read the document
+    # what only an operator needs: the exception class and text, the worker's host:pid
+    error_detail: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     failure_kind: FailureKind | None = None  # set when FAILED
@@ -274,6 +276,7 @@ class IngestionJob:
         self.stage = Stage.DONE
         self._release()
         self.last_error = None
+        self.error_detail = None
         self.next_attempt_at = None
         self.finished_at = now
 
@@ -285,9 +288,11 @@ class IngestionJob:
         now: datetime,
         policy: RetryPolicy,
         rng: random.Random | None = None,
+        detail: str | None = None,
     ) -> FailureOutcome:
         """Record a failure: retry later when it is transient and attempts remain."""
         reason = reason.strip() or "unknown error"
+        self.error_detail = detail
         if transient and self.attempts < self.max_attempts:
             self._move(IngestionStatus.PENDING, now)
             delay = policy.delay_for(self.attempts, rng)
@@ -334,7 +339,8 @@ class IngestionJob:
             self.locked_until is not None and self.locked_until > now
         ):
             raise InvalidTransition(self.status, IngestionStatus.PENDING)
-        reason = f"lease expired during {self.stage} (worker {self.locked_by} lost)"
+        reason = f"lease expired during {self.stage} (its worker was lost)"
+        self.error_detail = f"worker {self.locked_by} lost its lease"
         if self.stage in (Stage.QUEUED, Stage.CLAIMED):
             self.attempts = max(0, self.attempts - 1)
             reason += "; it had not started on this document, so the attempt is not counted"

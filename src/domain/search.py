@@ -84,12 +84,17 @@ class SearchFilter:
     document_ids: Sequence[uuid.UUID] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)  # JSON containment
     include_superseded: bool = False  # by default only current versions answer
+    within: tuple[str, ...] | None = None  # the caller's collections (None: every one)
 
     @property
     def narrows(self) -> bool:
         """Whether the filter can leave out chunks an unfiltered index scan returns."""
         return bool(
-            self.collection or self.document_ids or self.metadata or not self.include_superseded
+            self.collection
+            or self.document_ids
+            or self.metadata
+            or not self.include_superseded
+            or self.within is not None
         )
 
 

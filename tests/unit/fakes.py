@@ -172,6 +172,8 @@ class FakeDocuments:
             job = next((j for j in self.s.jobs.values() if j.document_id == d.id), None)
             if flt.collection and d.collection != flt.collection:
                 continue
+            if flt.within is not None and d.collection not in flt.within:
+                continue
             if flt.status and (job is None or job.status != flt.status):
                 continue
             if flt.source_key is not None and d.source_key != flt.source_key:
@@ -193,12 +195,15 @@ class FakeDocuments:
         collection: str | None,
         settle_s: float,
         limit: int,
+        within: tuple[str, ...] | None = None,
     ) -> builtins.list[Change]:
         raise NotImplementedError(
             "the change feed reads the database's clock: tested on PostgreSQL"
         )
 
-    async def batch_summary(self, batch: str) -> BatchSummary:
+    async def batch_summary(
+        self, batch: str, within: tuple[str, ...] | None = None
+    ) -> BatchSummary:
         raise NotImplementedError(
             "the change feed reads the database's clock: tested on PostgreSQL"
         )
@@ -361,9 +366,15 @@ class FakeJobs:
         return min(pending) if pending else None
 
     async def list(
-        self, status: IngestionStatus | None, limit: int, after: tuple[datetime, uuid.UUID] | None
+        self,
+        status: IngestionStatus | None,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        within: tuple[str, ...] | None = None,
     ) -> list[IngestionJob]:
         rows = sorted(self.s.jobs.values(), key=lambda j: (j.created_at, j.id), reverse=True)
+        if within is not None:
+            rows = [j for j in rows if self.s.documents[j.document_id].collection in within]
         rows = [j for j in rows if status is None or j.status is status]
         rows = [j for j in rows if after is None or (j.created_at, j.id) < after]
         return rows[:limit]
@@ -384,6 +395,8 @@ class FakeChunks:
         for doc_id, chunks in self.s.chunks.items():
             doc = self.s.documents[doc_id]
             if flt.collection and doc.collection != flt.collection:
+                continue
+            if flt.within is not None and doc.collection not in flt.within:
                 continue
             if flt.document_ids and doc_id not in flt.document_ids:
                 continue

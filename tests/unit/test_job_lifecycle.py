@@ -145,7 +145,10 @@ class TestLeases:
         job.expire_lease(clock.now())
         assert job.status is IngestionStatus.PENDING
         assert job.is_claimable(clock.now())
-        assert "w-dead" in (job.last_error or "")
+        # the reason is for every reader; which worker died is for the operator
+        assert "w-dead" not in (job.last_error or "")
+        assert "its worker was lost" in (job.last_error or "")
+        assert job.error_detail == "worker w-dead lost its lease"
 
     @pytest.mark.parametrize("stage", [Stage.EXTRACTING, Stage.CHUNKING, Stage.EMBEDDING])
     def test_an_expired_lease_on_the_last_attempt_fails_a_started_job(self, stage: Stage) -> None:

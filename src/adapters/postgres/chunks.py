@@ -39,6 +39,9 @@ def _filter_sql(flt: SearchFilter, params: dict[str, Any]) -> str:
     if flt.collection:
         clauses.append("d.collection = :collection")
         params["collection"] = flt.collection
+    if flt.within is not None:
+        clauses.append("d.collection = ANY(:within)")
+        params["within"] = list(flt.within)
     if flt.document_ids:
         clauses.append("c.document_id = ANY(:document_ids)")
         params["document_ids"] = list(flt.document_ids)

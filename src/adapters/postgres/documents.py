@@ -210,6 +210,8 @@ class SqlAlchemyDocumentRepository:
         stmt = select(documents, *job_cols).outerjoin(jobs, jobs.c.document_id == documents.c.id)
         if flt.collection is not None:
             stmt = stmt.where(documents.c.collection == flt.collection)
+        if flt.within is not None:
+            stmt = stmt.where(documents.c.collection.in_(flt.within))
         if flt.status is not None:
             stmt = stmt.where(jobs.c.status == flt.status)
         if flt.source_key is not None:
@@ -238,6 +240,7 @@ class SqlAlchemyDocumentRepository:
         collection: str | None,
         settle_s: float,
         limit: int,
+        within: tuple[str, ...] | None = None,
     ) -> _Changes:
         job_cols = [c.label(f"job_{c.name}") for c in jobs.c]
         stmt = (
@@ -251,6 +254,8 @@ class SqlAlchemyDocumentRepository:
             stmt = stmt.where(documents.c.batch == batch)
         if collection is not None:
             stmt = stmt.where(documents.c.collection == collection)
+        if within is not None:
+            stmt = stmt.where(documents.c.collection.in_(within))
         stmt = stmt.order_by(jobs.c.changed_at, jobs.c.id).limit(limit)
         out = []
         for row in await self.session.execute(stmt):
@@ -263,8 +268,10 @@ class SqlAlchemyDocumentRepository:
             )
         return out
 
-    async def batch_summary(self, batch: str) -> BatchSummary:
-        rows = await self.session.execute(
+    async def batch_summary(
+        self, batch: str, within: tuple[str, ...] | None = None
+    ) -> BatchSummary:
+        stmt = (
             select(
                 jobs.c.status,
                 func.count(),
@@ -274,6 +281,9 @@ class SqlAlchemyDocumentRepository:
             .where(documents.c.batch == batch)
             .group_by(jobs.c.status)
         )
+        if within is not None:
+            stmt = stmt.where(documents.c.collection.in_(within))
+        rows = await self.session.execute(stmt)
         by_status: dict[IngestionStatus, int] = {}
         chunks = 0
         for status, n, chunk_sum in rows:

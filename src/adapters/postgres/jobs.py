@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.postgres.rows import job_from_row, job_values, jobs
+from adapters.postgres.rows import documents, job_from_row, job_values, jobs
 from domain.model import ClaimedJob, IngestionJob, IngestionStatus, Stage
 from domain.progress import JobProgress
 
@@ -261,9 +261,17 @@ class SqlAlchemyJobRepository:
         return value if isinstance(value, datetime) else None
 
     async def list(
-        self, status: IngestionStatus | None, limit: int, after: tuple[datetime, uuid.UUID] | None
+        self,
+        status: IngestionStatus | None,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        within: tuple[str, ...] | None = None,
     ) -> list[IngestionJob]:
         stmt = select(jobs)
+        if within is not None:
+            stmt = stmt.join(documents, documents.c.id == jobs.c.document_id).where(
+                documents.c.collection.in_(within)
+            )
         if status is not None:
             stmt = stmt.where(jobs.c.status == status)
         if after is not None:

@@ -26,6 +26,7 @@ def api_key_from_row(row: Row[Any]) -> ApiKey:
         rate_limit_per_minute=row.rate_limit_per_minute,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        collections=frozenset(row.collections) if row.collections is not None else None,
     )
 
 
@@ -42,6 +43,7 @@ class SqlAlchemyApiKeyRepository:
                 secret_hash=key.secret_hash,
                 scopes=sorted(s.value for s in key.scopes),
                 rate_limit_per_minute=key.rate_limit_per_minute,
+                collections=sorted(key.collections) if key.collections is not None else None,
                 created_at=key.created_at,
             )
         )

@@ -166,6 +166,8 @@ class IngestionJobRow(Base):
     locked_until: Mapped[datetime | None] = mapped_column(_tz())
     next_attempt_at: Mapped[datetime | None] = mapped_column(_tz())
     last_error: Mapped[str | None] = mapped_column(Text)
+    # the exception class and text, the worker's host:pid: admin keys only (migration 0008)
+    error_detail: Mapped[str | None] = mapped_column(Text)
     # FAILED only: document (retrying cannot help), gave_up (transient, attempts used up),
     # cancelled (domain.model.FailureKind)
     failure_kind: Mapped[str | None] = mapped_column(String(20))
@@ -294,6 +296,8 @@ class ApiKeyRow(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(20)), nullable=False)
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    # the collections the key reaches; NULL: every collection (migration 0008)
+    collections: Mapped[list[str] | None] = mapped_column(ARRAY(String(100)))
     created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(_tz())
     revoked_at: Mapped[datetime | None] = mapped_column(_tz())

@@ -169,10 +169,12 @@ class Outcomes:
         report: BatchReport,
         doc: Document | None = None,
     ) -> None:
-        if isinstance(exc, DomainError):
+        if isinstance(exc, DomainError):  # its reason is written for the document's readers
             reason, transient, cause = exc.reason, exc.transient, type(exc).__name__
-        else:  # unexpected: worth another attempt, and say what it was
-            reason, transient, cause = f"{type(exc).__name__}: {exc}", True, "unexpected"
+            detail = cause
+        else:  # unexpected: worth another attempt; what it was is for the operator only
+            reason, transient, cause = "an unexpected error in the worker", True, "unexpected"
+            detail = f"{type(exc).__name__}: {exc}"
         try:
             async with self.uow_factory() as uow:
                 job = await uow.jobs.lock(claim.job_id)
@@ -185,6 +187,7 @@ class Outcomes:
                     transient=transient,
                     now=self.clock.now(),
                     policy=self.retry_policy,
+                    detail=detail,
                 )
                 await uow.jobs.save(job)
                 await uow.commit()

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from application.ports import Clock, UnitOfWorkFactory
 from domain.api_keys import ApiKey, hash_key, new_api_key, parse_scopes, prefix_of
-from domain.errors import NotFound
+from domain.errors import InvalidInput, NotFound
+from domain.model import validate_collection
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,20 @@ class ApiKeys:
         self.clock = clock
 
     async def create(
-        self, name: str, scopes: Iterable[str], rate_limit_per_minute: int | None = None
+        self,
+        name: str,
+        scopes: Iterable[str],
+        rate_limit_per_minute: int | None = None,
+        collections: Iterable[str] | None = None,
     ) -> CreatedKey:
+        """`collections`: the collections the key reaches (None: every one)."""
+        reach = None
+        if collections is not None:
+            reach = frozenset(validate_collection(c) for c in collections)
+            if not reach:
+                raise InvalidInput("a key limited to collections needs at least one")
         key, plaintext = new_api_key(
-            name, parse_scopes(scopes), self.clock.now(), rate_limit_per_minute
+            name, parse_scopes(scopes), self.clock.now(), rate_limit_per_minute, reach
         )
         async with self.uow_factory() as uow:
             await uow.api_keys.add(key)

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from application.ports import Clock, DocumentView, JobQueue, UnitOfWork
+from domain.access import EVERYTHING, Access
 from domain.errors import Conflict, DocumentNotFound
 from domain.model import Document, IngestionJob, IngestionStatus
 from domain.versions import restore_after_delete
@@ -28,14 +29,19 @@ class DocumentLifecycle:
         self.clock = clock
 
     async def delete(
-        self, document_id: uuid.UUID, uow: UnitOfWork, *, all_versions: bool = False
+        self,
+        document_id: uuid.UUID,
+        uow: UnitOfWork,
+        *,
+        all_versions: bool = False,
+        access: Access = EVERYTHING,
     ) -> Deleted:
         """Remove one version (or every version of its key) with its bytes, job, chunks
         and vectors, in one transaction. Deleting the current version makes the newest
         earlier version with a chunk set current again."""
         for _ in range(3):
             async with uow:
-                doc = await self._lock_with_key(document_id, uow)
+                doc = await self._lock_with_key(document_id, uow, access)
                 if doc is None:  # moved to its norm's key meanwhile: roll back, again
                     continue
                 versions = await uow.documents.versions(doc.collection, doc.source_key)
@@ -51,11 +57,13 @@ class DocumentLifecycle:
             return Deleted(sorted(gone), restored)
         raise Conflict("the document's key changed while deleting it; try again")
 
-    async def cancel(self, document_id: uuid.UUID, uow: UnitOfWork) -> DocumentView:
+    async def cancel(
+        self, document_id: uuid.UUID, uow: UnitOfWork, access: Access = EVERYTHING
+    ) -> DocumentView:
         """Stop a PENDING or PROCESSING job for good (FAILED: cancelled). The worker that
         holds it drops it at its next check; a current chunk set stays current."""
         async with uow:
-            doc, job = await self._lock(document_id, uow)
+            doc, job = await self._lock(document_id, uow, access)
             if job.status not in (IngestionStatus.PENDING, IngestionStatus.PROCESSING):
                 raise Conflict(f"the document is {job.status}; there is nothing to cancel")
             job.cancel(self.clock.now())
@@ -63,9 +71,11 @@ class DocumentLifecycle:
             await uow.commit()
         return DocumentView(doc, job)
 
-    async def reprocess(self, document_id: uuid.UUID, uow: UnitOfWork) -> IngestionJob:
+    async def reprocess(
+        self, document_id: uuid.UUID, uow: UnitOfWork, access: Access = EVERYTHING
+    ) -> IngestionJob:
         async with uow:
-            _, job = await self._lock(document_id, uow)
+            _, job = await self._lock(document_id, uow, access)
             if job.status in (IngestionStatus.PENDING, IngestionStatus.PROCESSING):
                 raise Conflict(f"the document is already {job.status}; nothing to reprocess")
             job.requeue(self.clock.now())
@@ -75,20 +85,26 @@ class DocumentLifecycle:
         return job
 
     @staticmethod
-    async def _lock(document_id: uuid.UUID, uow: UnitOfWork) -> tuple[Document, IngestionJob]:
+    async def _lock(
+        document_id: uuid.UUID, uow: UnitOfWork, access: Access
+    ) -> tuple[Document, IngestionJob]:
         doc = await uow.documents.lock(document_id)
         job = await uow.jobs.lock_for_document(document_id) if doc else None
         if doc is None or job is None:
             raise DocumentNotFound(f"no document {document_id}")
+        access.check_document(doc.collection, document_id)
         return doc, job
 
     @staticmethod
-    async def _lock_with_key(document_id: uuid.UUID, uow: UnitOfWork) -> Document | None:
+    async def _lock_with_key(
+        document_id: uuid.UUID, uow: UnitOfWork, access: Access
+    ) -> Document | None:
         """The document locked after its key's lock; None when a store moved it to its
         norm's key in between (locking that key now would break the lock order)."""
         seen = await uow.documents.get(document_id)
         if seen is None:
             raise DocumentNotFound(f"no document {document_id}")
+        access.check_document(seen.collection, document_id)
         await uow.documents.lock_keys(seen.collection, [seen.source_key])
         doc = await uow.documents.lock(document_id)
         if doc is None:

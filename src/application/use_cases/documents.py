@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from application.ports import DocumentFilter, DocumentView, UnitOfWork
 from application.use_cases.enqueue_document import validate_metadata
+from domain.access import EVERYTHING, Access
 from domain.errors import DocumentNotFound, InvalidInput
+from domain.model import Document
 from domain.search import SearchHit
 
 MAX_VERSIONS_LISTED = 1000
@@ -28,27 +31,40 @@ def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str
     return out
 
 
+async def _visible(document_id: uuid.UUID, uow: UnitOfWork, access: Access) -> Document:
+    """The document, if it exists and the caller's key reaches its collection."""
+    doc = await uow.documents.get(document_id)
+    if doc is None:
+        raise DocumentNotFound(f"no document {document_id}")
+    access.check_document(doc.collection, document_id)
+    return doc
+
+
 class Documents:
     def __init__(self, max_metadata_bytes: int = 16 * 1024) -> None:
         self.max_metadata_bytes = max_metadata_bytes
 
-    async def get(self, document_id: uuid.UUID, uow: UnitOfWork) -> DocumentView:
+    async def get(
+        self, document_id: uuid.UUID, uow: UnitOfWork, access: Access = EVERYTHING
+    ) -> DocumentView:
         async with uow:
-            doc = await uow.documents.get(document_id)
-            if doc is None:
-                raise DocumentNotFound(f"no document {document_id}")
+            doc = await _visible(document_id, uow, access)
             return DocumentView(doc, await uow.jobs.get_for_document(document_id))
 
-    async def listing(self, flt: DocumentFilter, uow: UnitOfWork) -> list[DocumentView]:
+    async def listing(
+        self, flt: DocumentFilter, uow: UnitOfWork, access: Access = EVERYTHING
+    ) -> list[DocumentView]:
+        if flt.collection is not None:
+            access.require(flt.collection)
         async with uow:
-            return await uow.documents.list(flt)
+            return await uow.documents.list(replace(flt, within=access.within()))
 
-    async def versions(self, document_id: uuid.UUID, uow: UnitOfWork) -> list[DocumentView]:
+    async def versions(
+        self, document_id: uuid.UUID, uow: UnitOfWork, access: Access = EVERYTHING
+    ) -> list[DocumentView]:
         """Every version under the document's key, newest first (with their jobs)."""
         async with uow:
-            doc = await uow.documents.get(document_id)
-            if doc is None:
-                raise DocumentNotFound(f"no document {document_id}")
+            doc = await _visible(document_id, uow, access)
             return await uow.documents.list(
                 DocumentFilter(
                     collection=doc.collection,
@@ -59,15 +75,23 @@ class Documents:
             )
 
     async def chunks(
-        self, document_id: uuid.UUID, after_position: int, limit: int, uow: UnitOfWork
+        self,
+        document_id: uuid.UUID,
+        after_position: int,
+        limit: int,
+        uow: UnitOfWork,
+        access: Access = EVERYTHING,
     ) -> list[SearchHit]:
         async with uow:
-            if await uow.documents.get(document_id) is None:
-                raise DocumentNotFound(f"no document {document_id}")
+            await _visible(document_id, uow, access)
             return await uow.chunks.of_document(document_id, after_position, limit)
 
     async def update_metadata(
-        self, document_id: uuid.UUID, patch: Mapping[str, Any], uow: UnitOfWork
+        self,
+        document_id: uuid.UUID,
+        patch: Mapping[str, Any],
+        uow: UnitOfWork,
+        access: Access = EVERYTHING,
     ) -> DocumentView:
         """Change metadata without reprocessing (a JSON merge patch); searches filter on
         the new values from the commit on."""
@@ -77,6 +101,7 @@ class Documents:
             doc = await uow.documents.lock(document_id)
             if doc is None:
                 raise DocumentNotFound(f"no document {document_id}")
+            access.check_document(doc.collection, document_id)
             merged = validate_metadata(merge_patch(doc.metadata, patch), self.max_metadata_bytes)
             await uow.documents.set_metadata(document_id, merged)
             doc.metadata = merged

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from application.ports import Clock, IdempotencyRecord, JobQueue, UnitOfWork
+from domain.access import EVERYTHING, Access
 from domain.detection import detect
 from domain.errors import Conflict, DocumentTooLarge, IdempotencyKeyReused, InvalidInput
 from domain.legal import NORM_METADATA_KEYS
@@ -46,6 +47,7 @@ class EnqueueDocument:
     idempotency_key: str | None = None
     source_key: str | None = None  # the document's identity in its collection
     batch: str | None = None  # the client's ingest batch label (watch it as one)
+    access: Access = EVERYTHING  # the collections the caller's key reaches
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ class EnqueueDocumentHandler:
             raise DocumentTooLarge(
                 f"the file has {len(cmd.data)} bytes; the limit is {self.limits.max_bytes}"
             )
-        collection = validate_collection(cmd.collection)
+        collection = validate_collection(cmd.collection or cmd.access.default_collection(""))
+        cmd.access.require(collection)  # versions and duplicates are found only in it
         metadata = validate_metadata(cmd.metadata, self.limits.max_metadata_bytes)
         source_key = validate_source_key(cmd.source_key)
         batch = validate_batch(cmd.batch)

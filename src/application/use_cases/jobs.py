@@ -6,8 +6,17 @@ import uuid
 from datetime import datetime
 
 from application.ports import Clock, JobQueue, UnitOfWork
+from domain.access import EVERYTHING, Access
 from domain.errors import Conflict, JobNotFound
 from domain.model import IngestionJob, IngestionStatus
+
+
+async def _reaches(job: IngestionJob, uow: UnitOfWork, access: Access) -> bool:
+    """Whether the caller's key reaches the job's document (else: not found)."""
+    if access.everything:
+        return True
+    doc = await uow.documents.get(job.document_id)
+    return doc is not None and access.sees(doc.collection)
 
 
 class Jobs:
@@ -21,21 +30,26 @@ class Jobs:
         limit: int,
         after: tuple[datetime, uuid.UUID] | None,
         uow: UnitOfWork,
+        access: Access = EVERYTHING,
     ) -> list[IngestionJob]:
         async with uow:
-            return await uow.jobs.list(status, limit, after)
+            return await uow.jobs.list(status, limit, after, access.within())
 
-    async def get(self, job_id: uuid.UUID, uow: UnitOfWork) -> IngestionJob:
+    async def get(
+        self, job_id: uuid.UUID, uow: UnitOfWork, access: Access = EVERYTHING
+    ) -> IngestionJob:
         async with uow:
             job = await uow.jobs.get(job_id)
-        if job is None:
-            raise JobNotFound(f"no job {job_id}")
+            if job is None or not await _reaches(job, uow, access):
+                raise JobNotFound(f"no job {job_id}")
         return job
 
-    async def retry(self, job_id: uuid.UUID, uow: UnitOfWork) -> IngestionJob:
+    async def retry(
+        self, job_id: uuid.UUID, uow: UnitOfWork, access: Access = EVERYTHING
+    ) -> IngestionJob:
         async with uow:
             job = await uow.jobs.lock(job_id)
-            if job is None:
+            if job is None or not await _reaches(job, uow, access):
                 raise JobNotFound(f"no job {job_id}")
             if job.status is not IngestionStatus.FAILED:
                 raise Conflict(f"only FAILED jobs can be retried; this one is {job.status}")

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from application.ports import Embedder, UnitOfWork
+from domain.access import EVERYTHING, Access
 from domain.errors import InvalidInput
 from domain.search import (
     HYBRID_MIN_COVERAGE,
@@ -44,6 +45,7 @@ class SearchChunks:
     mode: SearchMode = SearchMode.HYBRID
     filter: SearchFilter = field(default_factory=SearchFilter)
     expand: Expand = Expand.NONE
+    access: Access = EVERYTHING  # the collections the caller's key reaches
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,11 @@ class SearchChunksHandler:
             )
         if not 1 <= cmd.top_k <= MAX_TOP_K:
             raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}", field="top_k")
+        flt = cmd.filter
+        if flt.collection:
+            cmd.access.require(flt.collection)
+        if not cmd.access.everything:
+            flt = replace(flt, within=cmd.access.within())
         t0 = time.perf_counter()
         model = self.embedder.model_name
         depth = (
@@ -81,10 +88,10 @@ class SearchChunksHandler:
         async with uow:
             if cmd.mode in (SearchMode.VECTOR, SearchMode.HYBRID):
                 vector = await self.embedder.embed_query(query)
-                vector_hits = await uow.chunks.search_by_vector(vector, model, cmd.filter, depth)
+                vector_hits = await uow.chunks.search_by_vector(vector, model, flt, depth)
             if cmd.mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
                 terms = keyword_terms(query)
-                keyword_hits = await uow.chunks.search_by_keywords(terms, model, cmd.filter, depth)
+                keyword_hits = await uow.chunks.search_by_keywords(terms, model, flt, depth)
             hits = self._rank(cmd, vector_hits, keyword_hits)[: cmd.top_k]
             if cmd.expand is Expand.ARTICLE:
                 hits = await self._expand(hits, uow)

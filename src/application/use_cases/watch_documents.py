@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from application.ports import BatchSummary, Change, UnitOfWorkFactory
+from domain.access import EVERYTHING, Access
 from domain.errors import InvalidInput
 from domain.model import validate_batch, validate_collection
 
@@ -33,6 +34,7 @@ class WatchDocuments:
     collection: str | None = None
     wait_s: float = 0.0
     limit: int = 200
+    access: Access = EVERYTHING
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class WatchDocumentsHandler:
             raise InvalidInput(f"limit must be between 1 and {MAX_CHANGES}", field="limit")
         batch = validate_batch(cmd.batch)
         collection = validate_collection(cmd.collection) if cmd.collection else None
+        if collection is not None:
+            cmd.access.require(collection)
+        within = cmd.access.within()
         deadline = time.monotonic() + cmd.wait_s
         while True:
             async with self.uow_factory() as uow:
@@ -66,10 +71,13 @@ class WatchDocumentsHandler:
                     collection=collection,
                     settle_s=self.settle_s,
                     limit=cmd.limit,
+                    within=within,
                 )
                 done = bool(changes) or time.monotonic() >= deadline
                 # the counts once per answer, not once per look
-                summary = await uow.documents.batch_summary(batch) if batch and done else None
+                summary = (
+                    await uow.documents.batch_summary(batch, within) if batch and done else None
+                )
             if done:
                 break
             await asyncio.sleep(min(self.look_every_s, max(0.0, deadline - time.monotonic())))

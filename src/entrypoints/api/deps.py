@@ -16,6 +16,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from application.ports import RateLimiter
 from application.use_cases.api_keys import Authenticator
+from domain.access import EVERYTHING, Access
 from domain.api_keys import ApiKey, Scope
 from domain.errors import DocumentTooLarge, InvalidInput
 from entrypoints.api.injection import Provide, inject
@@ -53,6 +54,16 @@ _api_key_header = APIKeyHeader(
 class Principal:
     client_id: str
     key: ApiKey | None  # None when authentication is disabled (development only)
+
+    @property
+    def access(self) -> Access:
+        return self.key.access if self.key is not None else EVERYTHING
+
+    @property
+    def internals(self) -> bool:
+        """Whether answers may show the platform's internals (worker ids, exception
+        text): admin keys only."""
+        return self.key is None or Scope.ADMIN in self.key.scopes
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,19 @@ async def metrics_caller(
     """/metrics is open (a scraper on the private network) unless
     COGEP_METRICS_REQUIRE_KEY is set: then it takes a read key, as /v1 does."""
     if guard.settings.metrics_require_key:
-        await guard.check(bearer.credentials if bearer else header_key, Scope.READ)
+        who = await guard.check(bearer.credentials if bearer else header_key, Scope.READ)
+        require_every_collection(who, "the metrics")
+
+
+def require_every_collection(who: Principal, what: str) -> None:
+    """Counts over every collection are not for a key limited to some."""
+    if not who.access.everything:
+        raise ApiProblem(
+            403,
+            "collection_forbidden",
+            f"{what} cover every collection; this API key is limited to "
+            f"{', '.join(who.access.within() or ())}",
+        )
 
 
 # -- the upload form -------------------------------------------------------------------

@@ -27,6 +27,7 @@ _STATUS: list[tuple[type[errors.DomainError], int]] = [
     (errors.InvalidInput, 422),
     (errors.IdempotencyKeyReused, 422),
     (errors.NotFound, 404),
+    (errors.CollectionForbidden, 403),
     (errors.Conflict, 409),
     (errors.InvalidTransition, 409),
     (errors.EmbeddingUnavailable, 503),

@@ -69,7 +69,12 @@ class JobOut(BaseModel):
     )
     retryable: bool = Field(description="FAILED and worth a retry (failure_kind gave_up)")
     next_attempt_at: datetime | None
-    locked_by: str | None
+    locked_by: str | None = Field(description="the worker's host:pid (admin keys only)")
+    error_detail: str | None = Field(
+        default=None,
+        description="the failure's exception class and text, the worker lost (admin keys "
+        "only; `last_error` is the reason for everyone)",
+    )
     locked_until: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -80,7 +85,8 @@ class JobOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, job: IngestionJob) -> JobOut:
+    def of(cls, job: IngestionJob, internals: bool = False) -> JobOut:
+        """`internals`: the caller holds an admin key (worker ids, exception text)."""
         return cls(
             id=job.id,
             document_id=job.document_id,
@@ -92,7 +98,8 @@ class JobOut(BaseModel):
             failure_kind=job.failure_kind.value if job.failure_kind else None,
             retryable=bool(job.failure_kind and job.failure_kind.retryable),
             next_attempt_at=job.next_attempt_at,
-            locked_by=job.locked_by,
+            locked_by=job.locked_by if internals else None,
+            error_detail=job.error_detail if internals else None,
             locked_until=job.locked_until,
             created_at=job.created_at,
             updated_at=job.updated_at,
@@ -142,7 +149,7 @@ class DocumentOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, view: DocumentView) -> DocumentOut:
+    def of(cls, view: DocumentView, internals: bool = False) -> DocumentOut:
         d, job = view.document, view.job
         return cls(
             id=d.id,
@@ -167,7 +174,7 @@ class DocumentOut(BaseModel):
             stage=job.stage.value if job else None,
             attempts=job.attempts if job else None,
             last_error=job.last_error if job else None,
-            job=JobOut.of(job) if job else None,
+            job=JobOut.of(job, internals) if job else None,
         )
 
 

@@ -41,7 +41,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 )
 @inject
 async def changes(
-    _: Annotated[Principal, Depends(require(Scope.READ))],
+    who: Annotated[Principal, Depends(require(Scope.READ))],
     after: Annotated[str | None, Query(max_length=200)] = None,
     batch: Annotated[
         str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
@@ -60,6 +60,7 @@ async def changes(
             collection=collection,
             wait_s=wait,
             limit=limit,
+            access=who.access,
         )
     )
     summary = None

@@ -119,7 +119,9 @@ def _parse_metadata(raw: str | None) -> dict[str, Any]:
     return value
 
 
-def _answer(result: EnqueueResult, response: Response, request: Request) -> DocumentOut:
+def _answer(
+    result: EnqueueResult, response: Response, request: Request, principal: Principal
+) -> DocumentOut:
     if result.created:
         response.status_code = status.HTTP_201_CREATED
         response.headers["Location"] = str(
@@ -130,7 +132,7 @@ def _answer(result: EnqueueResult, response: Response, request: Request) -> Docu
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     DOCUMENTS_ACCEPTED.labels("created" if result.created else "existing").inc()
-    out = DocumentOut.of(DocumentView(result.document, result.job))
+    out = DocumentOut.of(DocumentView(result.document, result.job), principal.internals)
     out.metadata_updated = result.metadata_updated
     return out
 
@@ -172,10 +174,11 @@ async def upload_document(
             idempotency_key=key,
             source_key=form.source_key,
             batch=form.batch,
+            access=principal.access,
         ),
         uow,
     )
-    return _answer(result, response, request)
+    return _answer(result, response, request, principal)
 
 
 _FORMAT_TYPES = {"text": "text/plain", "markdown": "text/markdown", "html": "text/html"}
@@ -224,10 +227,11 @@ async def submit_text(
             idempotency_key=key,
             source_key=body.source_key,
             batch=body.batch,
+            access=principal.access,
         ),
         uow,
     )
-    return _answer(result, response, request)
+    return _answer(result, response, request, principal)
 
 
 @router.get(
@@ -240,17 +244,17 @@ async def submit_text(
 async def get_document(
     document_id: uuid.UUID,
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.READ))],
+    who: Annotated[Principal, Depends(require(Scope.READ))],
     documents: Documents = Depends(Provide[Container.documents]),
 ) -> DocumentOut:
-    return DocumentOut.of(await documents.get(document_id, uow))
+    return DocumentOut.of(await documents.get(document_id, uow, who.access), who.internals)
 
 
 @router.get("", response_model=DocumentPage, summary="List documents", responses=_READ_ERRORS)
 @inject
 async def list_documents(
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.READ))],
+    who: Annotated[Principal, Depends(require(Scope.READ))],
     collection: Annotated[
         str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
     ] = None,
@@ -282,10 +286,11 @@ async def list_documents(
             after=decode_cursor(cursor),
         ),
         uow,
+        who.access,
     )
     last = views[-1].document if len(views) == limit else None
     return DocumentPage(
-        items=[DocumentOut.of(v) for v in views],
+        items=[DocumentOut.of(v, who.internals) for v in views],
         next_cursor=encode_cursor(last.created_at, last.id) if last else None,
     )
 
@@ -300,16 +305,16 @@ async def list_documents(
 async def document_versions(
     document_id: uuid.UUID,
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.READ))],
+    who: Annotated[Principal, Depends(require(Scope.READ))],
     documents: Documents = Depends(Provide[Container.documents]),
 ) -> VersionsOut:
-    views = await documents.versions(document_id, uow)
+    views = await documents.versions(document_id, uow, who.access)
     first = next(v.document for v in views if v.document.id == document_id)
     return VersionsOut(
         collection=first.collection,
         source_key=first.source_key,
         current=next((v.document.id for v in views if v.document.is_current), None),
-        versions=[DocumentOut.of(v) for v in views],
+        versions=[DocumentOut.of(v, who.internals) for v in views],
     )
 
 
@@ -323,12 +328,12 @@ async def document_versions(
 async def document_chunks(
     document_id: uuid.UUID,
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.READ))],
+    who: Annotated[Principal, Depends(require(Scope.READ))],
     after: Annotated[int, Query(ge=-1, le=2**31 - 1)] = -1,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     documents: Documents = Depends(Provide[Container.documents]),
 ) -> ChunkPage:
-    hits = await documents.chunks(document_id, after, limit, uow)
+    hits = await documents.chunks(document_id, after, limit, uow, who.access)
     return ChunkPage(
         items=[SearchHitOut.of(h) for h in hits],
         next_after=hits[-1].position if len(hits) == limit else None,
@@ -348,10 +353,11 @@ async def patch_document(
     document_id: uuid.UUID,
     body: DocumentPatchIn,
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.INGEST))],
+    who: Annotated[Principal, Depends(require(Scope.INGEST))],
     documents: Documents = Depends(Provide[Container.documents]),
 ) -> DocumentOut:
-    return DocumentOut.of(await documents.update_metadata(document_id, body.metadata, uow))
+    view = await documents.update_metadata(document_id, body.metadata, uow, who.access)
+    return DocumentOut.of(view, who.internals)
 
 
 @router.post(
@@ -367,10 +373,10 @@ async def patch_document(
 async def cancel_document(
     document_id: uuid.UUID,
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.INGEST))],
+    who: Annotated[Principal, Depends(require(Scope.INGEST))],
     lifecycle: DocumentLifecycle = Depends(Provide[Container.document_lifecycle]),
 ) -> DocumentOut:
-    return DocumentOut.of(await lifecycle.cancel(document_id, uow))
+    return DocumentOut.of(await lifecycle.cancel(document_id, uow, who.access), who.internals)
 
 
 @router.delete(
@@ -386,11 +392,11 @@ async def cancel_document(
 async def delete_document(
     document_id: uuid.UUID,
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.ADMIN))],
+    who: Annotated[Principal, Depends(require(Scope.ADMIN))],
     all_versions: Annotated[bool, Query(description="every version of the key")] = False,
     lifecycle: DocumentLifecycle = Depends(Provide[Container.document_lifecycle]),
 ) -> Response:
-    await lifecycle.delete(document_id, uow, all_versions=all_versions)
+    await lifecycle.delete(document_id, uow, all_versions=all_versions, access=who.access)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -407,7 +413,7 @@ async def delete_document(
 async def reprocess_document(
     document_id: uuid.UUID,
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.ADMIN))],
+    who: Annotated[Principal, Depends(require(Scope.ADMIN))],
     lifecycle: DocumentLifecycle = Depends(Provide[Container.document_lifecycle]),
 ) -> JobOut:
-    return JobOut.of(await lifecycle.reprocess(document_id, uow))
+    return JobOut.of(await lifecycle.reprocess(document_id, uow, who.access), who.internals)

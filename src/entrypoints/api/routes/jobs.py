@@ -27,16 +27,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 @inject
 async def list_jobs(
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.READ))],
+    who: Annotated[Principal, Depends(require(Scope.READ))],
     status_: Annotated[IngestionStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     jobs: Jobs = Depends(Provide[Container.jobs]),
 ) -> JobPage:
-    items = await jobs.list(status_, limit, decode_cursor(cursor), uow)
+    items = await jobs.list(status_, limit, decode_cursor(cursor), uow, who.access)
     last = items[-1] if len(items) == limit else None
     return JobPage(
-        items=[JobOut.of(j) for j in items],
+        items=[JobOut.of(j, who.internals) for j in items],
         next_cursor=encode_cursor(last.created_at, last.id) if last else None,
     )
 
@@ -46,10 +46,10 @@ async def list_jobs(
 async def get_job(
     job_id: uuid.UUID,
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.READ))],
+    who: Annotated[Principal, Depends(require(Scope.READ))],
     jobs: Jobs = Depends(Provide[Container.jobs]),
 ) -> JobOut:
-    return JobOut.of(await jobs.get(job_id, uow))
+    return JobOut.of(await jobs.get(job_id, uow, who.access), who.internals)
 
 
 @router.post(
@@ -63,7 +63,7 @@ async def get_job(
 async def retry_job(
     job_id: uuid.UUID,
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.ADMIN))],
+    who: Annotated[Principal, Depends(require(Scope.ADMIN))],
     jobs: Jobs = Depends(Provide[Container.jobs]),
 ) -> JobOut:
-    return JobOut.of(await jobs.retry(job_id, uow))
+    return JobOut.of(await jobs.retry(job_id, uow, who.access), who.internals)

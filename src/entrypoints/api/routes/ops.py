@@ -17,7 +17,13 @@ from adapters.postgres.migrations import current_revisions, head_revisions
 from adapters.queue.celery_doorbell import CoalescingDoorbell
 from application.use_cases.stats import GetStats, Stats
 from domain.api_keys import Scope
-from entrypoints.api.deps import Principal, UnitOfWorkDep, metrics_caller, require
+from entrypoints.api.deps import (
+    Principal,
+    UnitOfWorkDep,
+    metrics_caller,
+    require,
+    require_every_collection,
+)
 from entrypoints.api.injection import Provide, inject
 from entrypoints.api.schemas import HealthOut, ModelCount, StatsOut
 from entrypoints.container import Container
@@ -109,9 +115,10 @@ async def prometheus_metrics(
 @inject
 async def stats(
     uow: UnitOfWorkDep,
-    _: Annotated[Principal, Depends(require(Scope.READ))],
+    who: Annotated[Principal, Depends(require(Scope.READ))],
     get_stats: GetStats = Depends(Provide[Container.get_stats]),
 ) -> StatsOut:
+    require_every_collection(who, "the queue statistics")
     s = await _stats(get_stats, uow)
     return StatsOut(
         jobs={k.value: v for k, v in s.jobs_by_status.items()},

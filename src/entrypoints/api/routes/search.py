@@ -58,6 +58,7 @@ async def search(
                 include_superseded=body.include_superseded,
             ),
             expand=body.expand,
+            access=principal.access,
         ),
         uow,
     )
