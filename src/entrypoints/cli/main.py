@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.table import Table
@@ -105,17 +106,26 @@ def up(
     console.print("stopped")
 
 
+def without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _run_platform(settings: Settings, worker: bool, stop: threading.Event) -> None:
     from adapters.postgres.migrations import upgrade_head
     from adapters.services.local import local_services
-    from entrypoints.cli.instance import write_private
+    from adapters.services.secrets import write_private
     from entrypoints.cli.supervisor import Supervisor
 
     with local_services(
         settings.database_url, settings.effective_redis_url, settings.data_dir
     ) as services:
-        console.print(f"[bold]PostgreSQL[/] {services.database_url}")
-        console.print(f"[bold]Redis[/]      {services.redis_url}")
+        # passwords stay in platform.json (0600), not on a terminal or in a log
+        console.print(f"[bold]PostgreSQL[/] {without_password(services.database_url)}")
+        console.print(f"[bold]Redis[/]      {without_password(services.redis_url)}")
         upgrade_head(services.database_url)
         console.print("[green]migrations at head[/]")
         settings = settings.model_copy(
