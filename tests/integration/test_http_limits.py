@@ -24,6 +24,7 @@ from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from application.use_cases.api_keys import ApiKeys
 from entrypoints.api.app import create_app
 from entrypoints.container import build_container
+from entrypoints.settings import Settings
 from tests.integration.conftest import auth, make_settings
 from tests.integration.live import running_api
 from tests.integration.services import Services
@@ -329,3 +330,38 @@ async def test_an_exhausted_database_pool_answers_503_with_retry_after(
     finally:
         await container.engine().dispose()
         container.unwire()
+
+
+async def test_a_revoked_key_is_refused_by_every_api_process_within_the_bound(
+    database_url: str, services: Services, engine: AsyncEngine
+) -> None:
+    """Two API processes (as on two hosts) with the real cache at its default bound
+    (COGEP_AUTH_CACHE_S, 5 s): each answers from its cache until the entry expires,
+    then asks the database and refuses."""
+    bound = Settings.model_fields["auth_cache_s"].default
+    sessions = session_factory(engine)
+    keys = ApiKeys(lambda: SqlAlchemyUnitOfWork(sessions), SystemClock())
+    created = await keys.create("to-revoke", ["read"], 10**6)
+    headers = auth(created.plaintext)
+    with (
+        running_api(database_url, services.redis_url) as one,
+        running_api(database_url, services.redis_url) as two,
+    ):
+
+        async def status(url: str) -> int:
+            async with httpx.AsyncClient(base_url=url) as client:
+                return (await client.get("/v1/documents", headers=headers)).status_code
+
+        assert [await status(one), await status(two)] == [200, 200]  # both cache the key
+        await keys.revoke(created.key.id)
+        revoked_at = time.monotonic()
+        assert [await status(one), await status(two)] == [200, 200]  # the cache, as stated
+        refused: dict[str, float] = {}
+        while len(refused) < 2 and time.monotonic() - revoked_at < bound + 5:
+            for url in (one, two):
+                if url not in refused and await status(url) == 401:
+                    refused[url] = time.monotonic() - revoked_at
+            await asyncio.sleep(0.1)
+        assert set(refused) == {one, two}
+        assert max(refused.values()) <= bound + 0.5, refused  # within the stated bound
+        assert [await status(one), await status(two)] == [401, 401]  # and it stays refused
