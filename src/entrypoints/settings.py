@@ -122,7 +122,8 @@ class Settings(BaseSettings):
     http_keep_alive_s: float = Field(default=5.0, gt=0)  # idle between requests
     http_max_header_bytes: int = Field(default=32 * 1024, ge=1024)  # request line + headers
     http_max_headers: int = Field(default=100, ge=10)
-    http_max_connections: int = Field(default=1000, ge=1)  # per API process; then 503
+    # open connections per API process, idle ones included; past it uvicorn answers 503
+    http_max_connections: int = Field(default=4096, ge=1)
     auth_disabled: bool = False  # development convenience; refused in production
 
     # -- observability ----------------------------------------------------------------

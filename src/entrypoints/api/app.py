@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from entrypoints.api import problems
 from entrypoints.api.gate import RequestGate
 from entrypoints.api.middleware import MetricsMiddleware
+from entrypoints.api.protocol import raise_open_files_limit
 from entrypoints.api.routes import changes, documents, jobs, ops, search
 from entrypoints.container import Container, build_container
 from entrypoints.logging import configure_logging
@@ -75,4 +76,5 @@ def create_app_from_env() -> FastAPI:
     container = build_container()
     settings = container.settings()
     configure_logging(settings.log_level, settings.log_json, process="api")
+    raise_open_files_limit(settings.http_max_connections)
     return create_app(container)

@@ -11,6 +11,7 @@ are closed here, before the application sees anything. Limits: docs/security.md.
 from __future__ import annotations
 
 import asyncio
+import resource
 from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
@@ -45,6 +46,16 @@ def http_limits() -> HttpLimits:
         max_headers=settings.http_max_headers,
         max_connections=settings.http_max_connections,
     )
+
+
+def raise_open_files_limit(connections: int) -> None:
+    """Let the process hold `connections` sockets (plus room for its own files): the
+    soft limit is raised toward the hard one, which only root could raise."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 1024
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
