@@ -258,6 +258,10 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=200)
     parser.add_argument("--mb", type=int, default=10)
     args = parser.parse_args()
+    run(args.uploads, args.mb)
+
+
+def run(uploads: int = 200, mb: int = 10) -> None:
     defaults = Settings(_env_file=None)
     with services() as (database_url, redis_url):
         key = api_key(database_url, redis_url, "hostile", ["ingest", "read"])
@@ -265,7 +269,7 @@ def main() -> None:
         log = Path("bench/results/hostile_load-api.log")
         log.unlink(missing_ok=True)
         with api(env, log) as (url, pid):
-            results = asyncio.run(main_async(url, pid, key, args.uploads, args.mb))
+            results = asyncio.run(main_async(url, pid, key, uploads, mb))
     bound_mb = results["api_rss_baseline_mb"] + 3 * defaults.upload_buffer_mb
     results["limits"] = {
         "upload_buffer_mb": defaults.upload_buffer_mb,

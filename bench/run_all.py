@@ -8,6 +8,7 @@ from bench import (
     compare,
     enqueue_load,
     fairness,
+    hostile_load,
     keyword_scale,
     ocr,
     retrieval,
@@ -23,6 +24,7 @@ def main() -> None:
     keyword_scale.run([10_000, 50_000, 100_000])
     ocr.run(pages=8, dpi=300)
     fairness.run(pages=300)
+    hostile_load.run(uploads=200, mb=10)
     chart.draw()
 
 
