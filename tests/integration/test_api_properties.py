@@ -58,7 +58,13 @@ JSON = st.recursive(
     max_leaves=12,
 )
 ANY_FIELD = st.one_of(JSON, NASTY)
-PARAM = st.one_of(TEXT, NASTY, st.integers().map(str))  # a query-string value
+# a query-string value; NUL and control characters often (PostgreSQL text cannot hold NUL)
+PARAM = st.one_of(
+    TEXT,
+    NASTY,
+    st.integers().map(str),
+    st.tuples(TEXT, st.sampled_from("\x00\x01\x1f")).map("".join),
+)
 # header values as bytes: HTTP carries octets, and any of them may come (but CR/LF/NUL,
 # which no HTTP/1.1 parser lets through to the application)
 HEADER = st.binary(max_size=60).map(lambda b: bytes(c for c in b if c not in b"\r\n\x00"))

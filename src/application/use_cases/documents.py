@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
@@ -15,6 +16,7 @@ from domain.model import Document
 from domain.search import SearchHit
 
 MAX_VERSIONS_LISTED = 1000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,6 +58,8 @@ class Documents:
     ) -> list[DocumentView]:
         if flt.collection is not None:
             access.require(flt.collection)
+        if flt.source_key is not None and _CONTROL.search(flt.source_key):
+            raise InvalidInput("source_key must not contain control characters", field="source_key")
         async with uow:
             return await uow.documents.list(replace(flt, within=access.within()))
 

@@ -31,6 +31,7 @@ from entrypoints.api.problems import (
 from entrypoints.container import Container
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_NUL = b"%00"  # PostgreSQL text cannot hold it, and no parameter here means anything by it
 
 
 class UploadBudget:
@@ -166,6 +167,10 @@ class RequestGate:
 
         reserved: int | None = None
         try:
+            if _NUL in scope.get("query_string", b"").lower():
+                raise ApiProblem(
+                    422, "validation_error", "query parameters must not contain NUL characters"
+                )
             declared = _content_length(declared_raw)
             body.complete = not chunked and not declared
             if declared is not None and declared > limit:
