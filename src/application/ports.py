@@ -6,6 +6,7 @@ unit tests implement them with in-memory fakes.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,13 @@ class DocumentFilter:
     # keyset cursor: (created_at, id) of the last row of the previous page
     after: tuple[datetime, uuid.UUID] | None = None
     within: tuple[str, ...] | None = None  # the caller's collections (None: every one)
+
+
+@dataclass(frozen=True)
+class CollectionCount:
+    name: str
+    documents: int  # current and in-flight versions
+    chunks: int  # of the versions that answer searches
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,10 @@ class DocumentRepository(Protocol):
         ...
 
     async def list(self, flt: DocumentFilter) -> list[DocumentView]: ...
+
+    async def collections(
+        self, within: tuple[str, ...] | None
+    ) -> builtins.list[CollectionCount]: ...
 
 
 class JobRepository(Protocol):

@@ -81,6 +81,11 @@ async def test_a_limited_key_lists_searches_and_watches_only_its_collections(
     )
     assert "juridico" in {h["collection"] for h in unlimited.json()["results"]}
 
+    mine = (await client.get("/v1/collections", headers=rh)).json()["items"]
+    assert [(c["name"], c["documents"]) for c in mine] == [("rh", 1)]
+    assert mine[0]["chunks"] >= 1
+    every = (await client.get("/v1/collections", headers=auth(keys["read"]))).json()["items"]
+    assert [c["name"] for c in every] == ["juridico", "rh"]
     jobs = (await client.get("/v1/jobs", headers=rh)).json()["items"]
     assert [j["document_id"] for j in jobs] == [ids["rh"]]
     feed = (

@@ -21,6 +21,7 @@ from application.ports import (
     BatchSummary,
     Change,
     ChunkRepository,
+    CollectionCount,
     DocumentFilter,
     DocumentRepository,
     DocumentView,
@@ -186,6 +187,26 @@ class FakeDocuments:
                 continue
             views.append(DocumentView(d, job))
         return views[: flt.limit]
+
+    async def collections(self, within: tuple[str, ...] | None) -> builtins.list[CollectionCount]:
+        names = sorted({d.collection for d in self.s.documents.values()})
+        return [
+            CollectionCount(
+                name,
+                sum(
+                    1
+                    for d in self.s.documents.values()
+                    if d.collection == name and d.superseded_at is None
+                ),
+                sum(
+                    d.chunk_count
+                    for d in self.s.documents.values()
+                    if d.collection == name and d.is_current
+                ),
+            )
+            for name in names
+            if within is None or name in within
+        ]
 
     async def changes(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.postgres.keyword_index import KeywordIndex
 from adapters.postgres.rows import contents, document_from_row, documents, job_from_row, jobs
-from application.ports import BatchSummary, Change, DocumentFilter, DocumentView
+from application.ports import BatchSummary, Change, CollectionCount, DocumentFilter, DocumentView
 from domain.model import Document, IngestionStatus
 from domain.versions import KeyOrigin
 
@@ -231,6 +232,23 @@ class SqlAlchemyDocumentRepository:
             job = job_from_row(m, prefix="job_") if m["job_id"] is not None else None
             views.append(DocumentView(document_from_row(m), job))
         return views
+
+    async def collections(self, within: tuple[str, ...] | None) -> builtins.list[CollectionCount]:
+        stmt = (
+            select(
+                documents.c.collection,
+                func.count().filter(documents.c.superseded_at.is_(None)),
+                func.coalesce(func.sum(documents.c.chunk_count).filter(documents.c.is_current), 0),
+            )
+            .group_by(documents.c.collection)
+            .order_by(documents.c.collection)
+        )
+        if within is not None:
+            stmt = stmt.where(documents.c.collection.in_(within))
+        return [
+            CollectionCount(name, int(docs), int(chunks))
+            for name, docs, chunks in await self.session.execute(stmt)
+        ]
 
     async def changes(
         self,

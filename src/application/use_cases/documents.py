@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from application.ports import DocumentFilter, DocumentView, UnitOfWork
+from application.ports import CollectionCount, DocumentFilter, DocumentView, UnitOfWork
 from application.use_cases.enqueue_document import validate_metadata
+from application.use_cases.search import with_articles
 from domain.access import EVERYTHING, Access
 from domain.errors import DocumentNotFound, InvalidInput
 from domain.model import Document
@@ -85,10 +86,23 @@ class Documents:
         limit: int,
         uow: UnitOfWork,
         access: Access = EVERYTHING,
+        whole_articles: bool = False,
     ) -> list[SearchHit]:
+        """The document's chunks in order; `whole_articles` adds to each the whole
+        article it belongs to (`expanded`), as search's expand does."""
         async with uow:
             await _visible(document_id, uow, access)
-            return await uow.chunks.of_document(document_id, after_position, limit)
+            hits = await uow.chunks.of_document(document_id, after_position, limit)
+            if whole_articles:
+                hits = await with_articles(hits, uow)
+            return hits
+
+    async def collections(
+        self, uow: UnitOfWork, access: Access = EVERYTHING
+    ) -> list[CollectionCount]:
+        """The collections the caller reaches, with their documents and chunks."""
+        async with uow:
+            return await uow.documents.collections(access.within())
 
     async def update_metadata(
         self,

@@ -57,6 +57,18 @@ class SearchResult:
     model_name: str
 
 
+async def with_articles(hits: list[SearchHit], uow: UnitOfWork) -> list[SearchHit]:
+    """Each hit with the whole article it belongs to (`expanded`), read in one query."""
+    keys = list(dict.fromkeys((h.document_id, h.legal.article) for h in hits if h.legal.article))
+    texts = await uow.chunks.article_texts(
+        [(d, a) for d, a in keys if a is not None], MAX_EXPANDED_CHARS
+    )
+    return [
+        replace(h, expanded=texts.get((h.document_id, h.legal.article))) if h.legal.article else h
+        for h in hits
+    ]
+
+
 class SearchChunksHandler:
     def __init__(self, embedder: Embedder, candidates: int = 50) -> None:
         self.embedder = embedder
@@ -94,7 +106,7 @@ class SearchChunksHandler:
                 keyword_hits = await uow.chunks.search_by_keywords(terms, model, flt, depth)
             hits = self._rank(cmd, vector_hits, keyword_hits)[: cmd.top_k]
             if cmd.expand is Expand.ARTICLE:
-                hits = await self._expand(hits, uow)
+                hits = await with_articles(hits, uow)
         return SearchResult(
             query=query,
             mode=cmd.mode,
@@ -115,18 +127,3 @@ class SearchChunksHandler:
             strong = [h for h in keyword_hits if (h.coverage or 0.0) >= HYBRID_MIN_COVERAGE]
             hits = fuse(vector_hits, strong)
         return hits
-
-    @staticmethod
-    async def _expand(hits: list[SearchHit], uow: UnitOfWork) -> list[SearchHit]:
-        keys = list(
-            dict.fromkeys((h.document_id, h.legal.article) for h in hits if h.legal.article)
-        )
-        texts = await uow.chunks.article_texts(
-            [(d, a) for d, a in keys if a is not None], MAX_EXPANDED_CHARS
-        )
-        return [
-            replace(h, expanded=texts.get((h.document_id, h.legal.article)))
-            if h.legal.article
-            else h
-            for h in hits
-        ]

@@ -14,13 +14,14 @@ from entrypoints.api import problems
 from entrypoints.api.gate import RequestGate
 from entrypoints.api.middleware import MetricsMiddleware
 from entrypoints.api.protocol import raise_open_files_limit
-from entrypoints.api.routes import changes, documents, jobs, ops, search
+from entrypoints.api.routes import changes, collections, documents, jobs, ops, search
 from entrypoints.container import Container, build_container
 from entrypoints.logging import configure_logging
 
 _WIRED = [
     "entrypoints.api.deps",
     "entrypoints.api.routes.changes",
+    "entrypoints.api.routes.collections",
     "entrypoints.api.routes.documents",
     "entrypoints.api.routes.jobs",
     "entrypoints.api.routes.ops",
@@ -63,6 +64,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.include_router(documents.router)
     app.include_router(changes.router)
+    app.include_router(collections.router)
     app.include_router(jobs.router)
     app.include_router(search.router)
     app.include_router(ops.router)

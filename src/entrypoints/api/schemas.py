@@ -409,6 +409,16 @@ class SearchHitOut(BaseModel):
         )
 
 
+class CollectionOut(BaseModel):
+    name: str
+    documents: int = Field(description="current and in-flight versions")
+    chunks: int = Field(description="chunks of the versions that answer searches")
+
+
+class CollectionPage(BaseModel):
+    items: list[CollectionOut]
+
+
 class ChunkPage(BaseModel):
     items: list[SearchHitOut] = Field(description="the document's chunks in order")
     next_after: int | None = Field(description="pass as `after` for the next page")

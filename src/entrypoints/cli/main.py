@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from entrypoints.api.command import uvicorn_command
+from entrypoints.cli import assistants
 from entrypoints.cli import documents as document_commands
 from entrypoints.cli.client import collect_files
 from entrypoints.cli.common import (
@@ -53,6 +54,7 @@ keys_app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 document_commands.register(app)
+assistants.register(app)
 T = TypeVar("T")
 
 

@@ -19,6 +19,7 @@ from application.use_cases.enqueue_document import (
     EnqueueDocumentHandler,
     EnqueueResult,
 )
+from application.use_cases.search import Expand
 from domain.api_keys import Scope
 from domain.errors import InvalidInput
 from domain.model import IngestionStatus
@@ -331,9 +332,14 @@ async def document_chunks(
     who: Annotated[Principal, Depends(require(Scope.READ))],
     after: Annotated[int, Query(ge=-1, le=2**31 - 1)] = -1,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    expand: Annotated[
+        Expand, Query(description="`article`: each chunk also carries its whole article")
+    ] = Expand.NONE,
     documents: Documents = Depends(Provide[Container.documents]),
 ) -> ChunkPage:
-    hits = await documents.chunks(document_id, after, limit, uow, who.access)
+    hits = await documents.chunks(
+        document_id, after, limit, uow, who.access, whole_articles=expand is Expand.ARTICLE
+    )
     return ChunkPage(
         items=[SearchHitOut.of(h) for h in hits],
         next_after=hits[-1].position if len(hits) == limit else None,

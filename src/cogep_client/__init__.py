@@ -1,0 +1,43 @@
+"""cogep-ingest's Python client: the whole REST API, sync (`Client`) and async
+(`AsyncClient`), typed, with retries on 429/503 that honour Retry-After. The CLI and
+the MCP server use it; `cogep_client.langchain` adds a LangChain retriever (extra
+`langchain`)."""
+
+from cogep_client.client import ApiError, AsyncClient, Client, Retry
+from cogep_client.models import (
+    Change,
+    Changes,
+    ChunkPage,
+    Citation,
+    Collection,
+    Document,
+    DocumentPage,
+    Job,
+    JobPage,
+    Progress,
+    SearchHit,
+    SearchResult,
+    Stats,
+    Versions,
+)
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "Change",
+    "Changes",
+    "ChunkPage",
+    "Citation",
+    "Client",
+    "Collection",
+    "Document",
+    "DocumentPage",
+    "Job",
+    "JobPage",
+    "Progress",
+    "Retry",
+    "SearchHit",
+    "SearchResult",
+    "Stats",
+    "Versions",
+]
