@@ -102,6 +102,11 @@ def _model(cls: type[BaseModel]) -> Callable[[httpx.Response], Any]:
     return lambda response: cls.model_validate(response.json())
 
 
+def _uploaded(response: httpx.Response) -> Document:
+    """An upload's answer: 201 made a new document or version, 200 matched the latest."""
+    return Document.model_validate({**response.json(), "created": response.status_code == 201})
+
+
 def _nothing(response: httpx.Response) -> None:
     return None
 
@@ -146,7 +151,7 @@ class _Calls:
         return _Call(
             "POST",
             "/v1/documents",
-            _model(Document),
+            _uploaded,
             files={"file": (filename, content, kind)},
             data=data,
             headers=headers,
@@ -178,7 +183,7 @@ class _Calls:
             if v is not None
         }
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return _Call("POST", "/v1/documents/text", _model(Document), json=body, headers=headers)
+        return _Call("POST", "/v1/documents/text", _uploaded, json=body, headers=headers)
 
     @staticmethod
     def document(document_id: uuid.UUID | str) -> _Call[Document]:
@@ -194,6 +199,7 @@ class _Calls:
         include_superseded: bool,
         limit: int,
         cursor: str | None,
+        ids: list[str] | None = None,
     ) -> _Call[DocumentPage]:
         params = _params(
             collection=collection,
@@ -203,6 +209,7 @@ class _Calls:
             include_superseded=include_superseded,
             limit=limit,
             cursor=cursor,
+            ids=[str(i) for i in ids] if ids else None,
         )
         return _Call("GET", "/v1/documents", _model(DocumentPage), params=params)
 
@@ -435,6 +442,7 @@ class AsyncClient(_Base):
         include_superseded: bool = False,
         limit: int = 50,
         cursor: str | None = None,
+        ids: list[str] | None = None,
     ) -> DocumentPage:
         """One page of the listing (newest first); `iter_documents` walks them all."""
         return await self._send(
@@ -446,6 +454,7 @@ class AsyncClient(_Base):
                 include_superseded=include_superseded,
                 limit=limit,
                 cursor=cursor,
+                ids=ids,
             )
         )
 
@@ -660,6 +669,7 @@ class Client(_Base):
         include_superseded: bool = False,
         limit: int = 50,
         cursor: str | None = None,
+        ids: list[str] | None = None,
     ) -> DocumentPage:
         return self._send(
             _Calls.documents(
@@ -670,6 +680,7 @@ class Client(_Base):
                 include_superseded=include_superseded,
                 limit=limit,
                 cursor=cursor,
+                ids=ids,
             )
         )
 

@@ -56,6 +56,9 @@ class Document(_Model):
     last_error: str | None = None
     job: Job | None = None
     metadata_updated: bool = False
+    # uploads only: True when it made a new document or version (201), False when the
+    # key already held the same content (200); None on reads
+    created: bool | None = None
 
 
 class Page(_Model):

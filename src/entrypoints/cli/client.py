@@ -4,7 +4,6 @@ problem+json errors), so the CLI works against a local platform and a remote one
 from __future__ import annotations
 
 import asyncio
-import json
 import mimetypes
 import time
 import uuid
@@ -14,11 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
-from entrypoints.cli.http import ApiError, check, detail
+from cogep_client import ApiError, AsyncClient
 from entrypoints.cli.watch import TERMINAL, BatchProgress, BatchWatcher
 
 __all__ = ["TERMINAL", "ApiClient", "ApiError", "FileResult", "collect_files", "new_batch"]
+
+
+def _json(model: BaseModel) -> dict[str, Any]:
+    """The API's JSON, as the CLI prints it."""
+    return model.model_dump(mode="json")
 
 
 def new_batch(kind: str) -> str:
@@ -60,41 +65,34 @@ def collect_files(paths: Iterable[Path]) -> list[Path]:
 
 
 class ApiClient:
+    """The CLI's calls, on the platform's own Python client (`cogep_client`): answers
+    come back as the API's JSON (dicts) for the CLI's tables and `--json` output."""
+
     def __init__(self, base_url: str, api_key: str, timeout_s: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {api_key}"}
-        self.timeout = httpx.Timeout(timeout_s, connect=5.0)
+        self.api_key = api_key
+        self.timeout_s = timeout_s
 
-    def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, headers=self.headers, timeout=self.timeout)
+    def http(self) -> AsyncClient:
+        return AsyncClient(self.base_url, self.api_key, timeout_s=self.timeout_s)
 
     # -- simple calls --------------------------------------------------------------------
 
     async def stats(self) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(check(await c.get("/v1/stats")))
+            return _json(await c.stats())
 
     async def search(self, body: dict[str, Any]) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(check(await c.post("/v1/search", json=body)))
+            query = body.pop("query")
+            return _json(await c.search(query, **body))
 
     async def jobs(
         self, status: str | None = None, limit: int = 100
     ) -> AsyncIterator[dict[str, Any]]:
         async with self.http() as c:
-            cursor: str | None = None
-            while True:
-                params: dict[str, Any] = {"limit": limit}
-                if status:
-                    params["status"] = status
-                if cursor:
-                    params["cursor"] = cursor
-                page = check(await c.get("/v1/jobs", params=params))
-                for item in page["items"]:
-                    yield item
-                cursor = page.get("next_cursor")
-                if not cursor:
-                    return
+            async for job in c.iter_jobs(status=status, limit=limit):
+                yield _json(job)
 
     async def documents(
         self,
@@ -107,60 +105,42 @@ class ApiClient:
     ) -> AsyncIterator[dict[str, Any]]:
         """Every document of the listing, page after page (newest first)."""
         async with self.http() as c:
-            cursor: str | None = None
-            while True:
-                params: dict[str, Any] = {"limit": limit}
-                for name, value in (
-                    ("collection", collection),
-                    ("status", status),
-                    ("source_key", source_key),
-                    ("cursor", cursor),
-                ):
-                    if value:
-                        params[name] = value
-                if include_superseded:
-                    params["include_superseded"] = "true"
-                page = check(await c.get("/v1/documents", params=params))
-                for item in page["items"]:
-                    yield item
-                cursor = page.get("next_cursor")
-                if not cursor:
-                    return
+            async for doc in c.iter_documents(
+                collection=collection,
+                status=status,
+                source_key=source_key,
+                include_superseded=include_superseded,
+                limit=limit,
+            ):
+                yield _json(doc)
 
     async def document(self, document_id: str) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(check(await c.get(f"/v1/documents/{document_id}")))
+            return _json(await c.document(document_id))
 
     async def versions(self, document_id: str) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(check(await c.get(f"/v1/documents/{document_id}/versions")))
+            return _json(await c.versions(document_id))
 
     async def chunks(self, document_id: str, limit: int = 20) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(
-                check(await c.get(f"/v1/documents/{document_id}/chunks", params={"limit": limit}))
-            )
+            return _json(await c.chunks(document_id, limit=limit))
 
     async def delete(self, document_id: str, all_versions: bool = False) -> None:
-        params = {"all_versions": "true"} if all_versions else {}
         async with self.http() as c:
-            response = await c.delete(f"/v1/documents/{document_id}", params=params)
-            if response.status_code >= 400:
-                raise ApiError(response.status_code, detail(response))
+            await c.delete(document_id, all_versions=all_versions)
 
     async def reprocess(self, document_id: str) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(check(await c.post(f"/v1/documents/{document_id}/reprocess")))
+            return _json(await c.reprocess(document_id))
 
     async def cancel(self, document_id: str) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(check(await c.post(f"/v1/documents/{document_id}/cancel")))
+            return _json(await c.cancel(document_id))
 
     async def patch_metadata(self, document_id: str, patch: dict[str, Any]) -> dict[str, Any]:
         async with self.http() as c:
-            return dict(
-                check(await c.patch(f"/v1/documents/{document_id}", json={"metadata": patch}))
-            )
+            return _json(await c.patch_metadata(document_id, patch))
 
     async def retry_failed(self) -> tuple[int, list[str], list[dict[str, Any]]]:
         """Queue again every FAILED job a retry can help (transient errors that used up
@@ -174,9 +154,10 @@ class ApiClient:
         errors: list[str] = []
         async with self.http() as c:
             for job_id in ids:
-                response = await c.post(f"/v1/jobs/{job_id}/retry")
-                if response.status_code >= 400:
-                    errors.append(f"{job_id}: {detail(response)}")
+                try:
+                    await c.retry_job(job_id)
+                except ApiError as exc:
+                    errors.append(f"{job_id}: {exc.detail}")
         return len(ids) - len(errors), errors, permanent
 
     # -- ingest ----------------------------------------------------------------------------
@@ -215,7 +196,7 @@ class ApiClient:
 
     async def wait_for(
         self,
-        c: httpx.AsyncClient,
+        c: AsyncClient,
         batch: str,
         results: list[FileResult],
         wait_timeout_s: float,
@@ -247,7 +228,7 @@ class ApiClient:
 
     async def upload_file(
         self,
-        c: httpx.AsyncClient,
+        c: AsyncClient,
         r: FileResult,
         collection: str | None,
         metadata: dict[str, Any] | None,
@@ -256,32 +237,24 @@ class ApiClient:
     ) -> None:
         """Upload one file; fills r.document_id and r.outcome (queued, existing, rejected)
         and keeps the API's answer in r.answer."""
-        data: dict[str, str] = {}
-        if collection:
-            data["collection"] = collection
-        if batch:
-            data["batch"] = batch
-        if metadata:
-            data["metadata"] = json.dumps(metadata, ensure_ascii=False)
-        if source_key:
-            data["source_key"] = source_key
-        content_type = mimetypes.guess_type(r.path.name)[0] or "application/octet-stream"
         try:
-            with r.path.open("rb") as fh:
-                response = await c.post(
-                    "/v1/documents",
-                    files={"file": (r.path.name, fh, content_type)},
-                    data=data,
-                )
+            doc = await c.upload(
+                r.path,
+                collection=collection,
+                metadata=metadata,
+                source_key=source_key,
+                batch=batch,
+                content_type=mimetypes.guess_type(r.path.name)[0] or "application/octet-stream",
+            )
+        except ApiError as exc:
+            r.outcome, r.detail = "rejected", f"{exc.status} {exc.detail}"
+            return
         except (OSError, httpx.HTTPError) as exc:
             r.outcome, r.detail = "rejected", f"{type(exc).__name__}: {exc}"
             return
-        if response.status_code >= 400:
-            r.outcome, r.detail = "rejected", f"{response.status_code} {detail(response)}"
-            return
-        r.answer = response.json()
-        r.document_id = r.answer["id"]
-        r.outcome = "queued" if response.status_code == 201 else "existing"
+        r.answer = _json(doc)
+        r.document_id = str(doc.id)
+        r.outcome = "queued" if doc.created else "existing"
 
     @staticmethod
     def settle(r: FileResult, body: dict[str, Any]) -> None:

@@ -16,9 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from entrypoints.cli.http import check
+from cogep_client import AsyncClient
 
 TERMINAL = frozenset({"COMPLETED", "FAILED"})
 LONG_POLL_S = 25.0
@@ -58,7 +56,7 @@ class BatchWatcher:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: AsyncClient,
         batch: str,
         settle: Callable[[str, dict[str, Any]], bool],
         on_progress: Callable[[BatchProgress], None] | None = None,
@@ -81,10 +79,11 @@ class BatchWatcher:
         while (pending or others) and time.monotonic() < deadline:
             remaining = max(0.0, deadline - time.monotonic())
             wait = min(OUTSIDERS_POLL_S if others else LONG_POLL_S, remaining)
-            params: dict[str, Any] = {"batch": self.batch, "wait": f"{wait:.1f}", "limit": 500}
-            if cursor:
-                params["after"] = cursor
-            page = check(await self.client.get("/v1/changes", params=params, timeout=wait + 30))
+            page = (
+                await self.client.changes(
+                    after=cursor, batch=self.batch, wait_s=round(wait, 1), limit=500
+                )
+            ).model_dump(mode="json")
             self.requests += 1
             cursor = page.get("cursor") or cursor
             for body in page["items"]:
@@ -126,7 +125,7 @@ class BatchWatcher:
         done: set[str] = set()
         for start in range(0, len(ids), 200):
             part = ids[start : start + 200]
-            page = check(await self.client.get("/v1/documents", params={"ids": part, "limit": 200}))
+            page = (await self.client.documents(ids=part, limit=200)).model_dump(mode="json")
             self.requests += 1
             listed = {body["id"]: body for body in page["items"]}
             for doc_id in part:
@@ -142,10 +141,8 @@ class BatchWatcher:
         done: set[str] = set()
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {"batch": self.batch, "limit": 200}
-            if cursor:
-                params["cursor"] = cursor
-            page = check(await self.client.get("/v1/documents", params=params))
+            listing = await self.client.documents(batch=self.batch, limit=200, cursor=cursor)
+            page = listing.model_dump(mode="json")
             self.requests += 1
             for body in page["items"]:
                 if self.settle(body["id"], body):
