@@ -102,3 +102,32 @@ async def test_the_async_client_and_refusals(
         with pytest.raises(ApiError) as unknown:
             await stranger.stats()
         assert unknown.value.status == 401 and unknown.value.code == "invalid_api_key"
+
+
+async def test_the_langchain_retriever_returns_cited_passages(
+    api: str, process: Any, keys: dict[str, str], container: Container
+) -> None:
+    from langchain_core.retrievers import BaseRetriever
+
+    from cogep_client.langchain import CogepRetriever
+
+    async with AsyncClient(api, keys["ingest"]) as client:
+        doc = await client.submit_text(LAW, collection="leis")
+    assert (await process()).completed == 1
+    retriever = CogepRetriever(base_url=api, api_key=keys["read"], collection="leis", top_k=3)
+    assert isinstance(retriever, BaseRetriever)
+    question = "o teletrabalho dá direito a auxílio-transporte?"
+    found = await asyncio.to_thread(retriever.invoke, question)  # the sync path
+    assert 1 <= len(found) <= 3
+    top = found[0]
+    assert "auxílio-transporte" in top.page_content
+    assert top.metadata["norm"] == "Lei nº 9.999/2026"
+    assert top.metadata["citation"].startswith("Lei nº 9.999/2026, art")
+    assert top.metadata["document_id"] == str(doc.id) and top.metadata["collection"] == "leis"
+    again = await retriever.ainvoke(question)  # the async path: the same passages
+    assert [d.id for d in again] == [d.id for d in found]
+    whole = CogepRetriever(base_url=api, api_key=keys["read"], whole_articles=True, top_k=1)
+    (article,) = await whole.ainvoke(question)
+    assert "teletrabalho" in article.page_content
+    elsewhere = CogepRetriever(base_url=api, api_key=keys["read"], collection="manuais")
+    assert await elsewhere.ainvoke(question) == []
