@@ -417,4 +417,13 @@ class Embedder(Protocol):
     async def embed_query(self, text: str) -> Sequence[float]: ...
 
 
+class Reranker(Protocol):
+    """Scores passages against a query (a cross-encoder behind a `/rerank` API)."""
+
+    async def scores(self, query: str, passages: Sequence[str]) -> list[float]:
+        """One score per passage, in their order; higher is more relevant. Raises
+        EmbeddingUnavailable when the scorer cannot answer."""
+        ...
+
+
 JsonDict = dict[str, Any]

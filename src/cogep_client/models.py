@@ -109,6 +109,7 @@ class SearchHit(Citation):
     version: int | None = None
     current: bool = True
     expanded: str | None = None  # the whole article (expand="article")
+    rerank_score: float | None = None  # when the platform has a reranker
 
 
 class SearchResult(_Model):

@@ -120,6 +120,7 @@ class SearchHit:
     source_key: str | None = None  # the document's identity in its collection
     version: int | None = None  # which version of it the chunk belongs to
     current: bool = True  # False: a superseded version (include_superseded)
+    rerank_score: float | None = None  # the reranker's score, when one is configured
 
     @property
     def citation(self) -> str | None:

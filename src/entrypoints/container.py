@@ -27,6 +27,7 @@ from adapters.postgres.orm import EMBEDDING_DIM
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from adapters.queue.celery_doorbell import CeleryDoorbell, CoalescingDoorbell
 from adapters.ratelimit import RedisRateLimiter
+from adapters.rerank.http import HttpReranker
 from application.ports import Embedder, UnitOfWorkFactory
 from application.use_cases.api_keys import ApiKeys, Authenticator
 from application.use_cases.document_lifecycle import DocumentLifecycle
@@ -86,6 +87,19 @@ def _sandbox_limits(settings: Settings) -> SandboxLimits:
             max_zip_ratio=settings.max_zip_ratio,
             max_text_chars=settings.max_extracted_chars,
         ),
+    )
+
+
+def _reranker(settings: Settings) -> HttpReranker | None:
+    if not settings.rerank_url:
+        return None
+    key = settings.rerank_api_key.get_secret_value() if settings.rerank_api_key else None
+    return HttpReranker(
+        settings.rerank_url,
+        style=settings.rerank_style,
+        model=settings.rerank_model,
+        api_key=key,
+        timeout_s=settings.rerank_timeout_s,
     )
 
 
@@ -199,7 +213,13 @@ class Container(containers.DeclarativeContainer):
     sweep_queue = providers.Factory(SweepQueueHandler, queue=doorbell, clock=clock)
 
     # -- search (API): the query embedder is the worker's model, loaded on first use ----
-    search = providers.Singleton(SearchChunksHandler, embedder=embedder)
+    reranker = providers.Singleton(_reranker, settings)
+    search = providers.Singleton(
+        SearchChunksHandler,
+        embedder=embedder,
+        reranker=reranker,
+        rerank_candidates=settings.provided.rerank_candidates,
+    )
 
 
 def build_container(settings: Settings | None = None) -> Container:

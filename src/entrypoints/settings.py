@@ -102,6 +102,16 @@ class Settings(BaseSettings):
     embedding_max_batch_tokens: int = Field(default=8192, ge=256)
     embedding_timeout_s: float = Field(default=60.0, gt=0)
 
+    # -- reranking (optional, off when rerank_url is unset) ------------------------------
+    # a server speaking the common /rerank API: text-embeddings-inference ("tei") or
+    # Cohere-style ("cohere": Cohere, Jina, Voyage, vLLM, LiteLLM)
+    rerank_url: str | None = None
+    rerank_style: Literal["tei", "cohere"] = "tei"
+    rerank_model: str | None = None
+    rerank_api_key: SecretStr | None = None
+    rerank_candidates: int = Field(default=30, ge=2, le=200)  # fused hits it reorders
+    rerank_timeout_s: float = Field(default=10.0, gt=0)
+
     # -- API --------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000

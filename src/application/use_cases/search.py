@@ -10,13 +10,14 @@ half of the query's terms.
 from __future__ import annotations
 
 import enum
+import logging
 import re
 import time
 from dataclasses import dataclass, field, replace
 
-from application.ports import Embedder, UnitOfWork
+from application.ports import Embedder, Reranker, UnitOfWork
 from domain.access import EVERYTHING, Access
-from domain.errors import InvalidInput
+from domain.errors import EmbeddingUnavailable, InvalidInput
 from domain.search import (
     HYBRID_MIN_COVERAGE,
     SearchFilter,
@@ -26,6 +27,7 @@ from domain.search import (
     keyword_terms,
 )
 
+log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TOP_K = 100
 MAX_QUERY_CHARS = 2000
@@ -70,9 +72,19 @@ async def with_articles(hits: list[SearchHit], uow: UnitOfWork) -> list[SearchHi
 
 
 class SearchChunksHandler:
-    def __init__(self, embedder: Embedder, candidates: int = 50) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        candidates: int = 50,
+        reranker: Reranker | None = None,
+        rerank_candidates: int = 30,
+    ) -> None:
         self.embedder = embedder
         self.candidates = candidates  # per list, before fusion
+        # optional: the first `rerank_candidates` ranked hits are ordered again by the
+        # reranker's scores (off when None)
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
 
     async def __call__(self, cmd: SearchChunks, uow: UnitOfWork) -> SearchResult:
         # control characters (NUL above all: PostgreSQL text cannot hold it) mean nothing
@@ -95,6 +107,8 @@ class SearchChunksHandler:
         depth = (
             cmd.top_k if cmd.mode is not SearchMode.HYBRID else max(self.candidates, 4 * cmd.top_k)
         )
+        if self.reranker is not None:
+            depth = max(depth, self.rerank_candidates)
         vector_hits: list[SearchHit] = []
         keyword_hits: list[SearchHit] = []
         async with uow:
@@ -104,7 +118,10 @@ class SearchChunksHandler:
             if cmd.mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
                 terms = keyword_terms(query)
                 keyword_hits = await uow.chunks.search_by_keywords(terms, model, flt, depth)
-            hits = self._rank(cmd, vector_hits, keyword_hits)[: cmd.top_k]
+            hits = self._rank(cmd, vector_hits, keyword_hits)
+            if self.reranker is not None:
+                hits = await self._rerank(query, hits)
+            hits = hits[: cmd.top_k]
             if cmd.expand is Expand.ARTICLE:
                 hits = await with_articles(hits, uow)
         return SearchResult(
@@ -114,6 +131,23 @@ class SearchChunksHandler:
             took_ms=(time.perf_counter() - t0) * 1000,
             model_name=model,
         )
+
+    async def _rerank(self, query: str, hits: list[SearchHit]) -> list[SearchHit]:
+        """The first candidates in the reranker's order; the rest after them. A
+        scorer that does not answer leaves the fused order (the search still answers)."""
+        assert self.reranker is not None
+        head, tail = hits[: self.rerank_candidates], hits[self.rerank_candidates :]
+        if len(head) < 2:
+            return hits
+        passages = ["\n".join(p for p in (h.heading, h.context, h.text) if p) for h in head]
+        try:
+            scores = await self.reranker.scores(query, passages)
+        except EmbeddingUnavailable as exc:
+            log.warning("reranker unavailable, fused order kept: %s", exc.reason)
+            return hits
+        scored = [replace(h, rerank_score=s) for h, s in zip(head, scores, strict=True)]
+        scored.sort(key=lambda h: -(h.rerank_score or 0.0))  # stable: ties keep fusion's order
+        return scored + tail
 
     @staticmethod
     def _rank(

@@ -41,6 +41,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         await asyncio.to_thread(container.search)
         yield
         await container.api_doorbell().close()
+        reranker = container.reranker()
+        if reranker is not None:
+            await reranker.aclose()
         await container.engine().dispose()
 
     # Swagger UI and ReDoc from files the installed fastapi-offline package ships: the

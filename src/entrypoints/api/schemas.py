@@ -375,6 +375,9 @@ class SearchHitOut(BaseModel):
     source_key: str | None = Field(description="the document's identity in its collection")
     version: int | None = Field(description="the version of the document the chunk is from")
     current: bool = Field(description="False for a superseded version (include_superseded)")
+    rerank_score: float | None = Field(
+        default=None, description="the reranker's score (when COGEP_RERANK_URL is set)"
+    )
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchHitOut:
@@ -406,6 +409,7 @@ class SearchHitOut(BaseModel):
             source_key=hit.source_key,
             version=hit.version,
             current=hit.current,
+            rerank_score=hit.rerank_score,
         )
 
 
