@@ -46,6 +46,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from adapters.services.embedded import free_port
 from bench.common import ROOT, api, api_key, console, env_for, save, table, worker
 
 SHARED = ROOT.parent / "shared"
@@ -105,8 +106,8 @@ def metrics(ranks: Sequence[int | None]) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def platform(data_dir: Path | None) -> Iterator[tuple[str, str, str, str]]:
-    """(api url, api key, database url, redis url) of a running API + worker."""
+def platform(data_dir: Path | None) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """(api url, api key, the processes' environment) of a running API + worker."""
     from adapters.postgres.migrations import upgrade_head
     from adapters.services.local import local_services
 
@@ -129,7 +130,7 @@ def platform(data_dir: Path | None) -> Iterator[tuple[str, str, str, str]]:
             "bench-retrieval",
             ["admin", "ingest", "read"],
         )
-        yield url, key, services.database_url, services.redis_url
+        yield url, key, env
 
 
 def ingest(url: str, key: str, files: list[Path], timeout_s: float) -> dict[str, Any]:
@@ -194,6 +195,29 @@ def ask_platform(url: str, key: str, questions: list[Question]) -> dict[str, Any
                 "p95_ms": float(np.percentile(took, 95)),
             }
     return out
+
+
+def ask_with_reranker(env: dict[str, str], key: str, questions: list[Question]) -> dict[str, Any]:
+    """The same questions through a second API process whose search reorders the fused
+    candidates with a /rerank scorer (tests/rerank_scorer.py: the shipped e5 model)."""
+    from bench.common import process
+
+    port = free_port()
+    logs = ROOT / "bench" / "results"
+    scorer = ["-m", "tests.rerank_scorer", "--port", str(port)]
+    with process(scorer, env, logs / "retrieval-scorer.log"):
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                body = {"query": "x", "texts": ["y"]}
+                if httpx.post(f"http://127.0.0.1:{port}/rerank", json=body).is_success:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the scorer did not start")
+            time.sleep(0.5)
+        rerank_env = {**env, "COGEP_RERANK_URL": f"http://127.0.0.1:{port}"}
+        with api(rerank_env, logs / "retrieval-api-rerank.log") as (url, _):
+            return ask_platform(url, key, questions)
 
 
 # -- the naive baselines -----------------------------------------------------------------
@@ -318,13 +342,14 @@ def run(
     skip_baselines: bool = False,
     use_cache: bool = True,
     label: str = "",
+    rerank: bool = False,
 ) -> dict[str, Any]:
     files = sorted(corpus.glob("*.docx"))
     questions = load_questions(questions_path)
     if not files or not questions:
         raise SystemExit(f"no corpus at {corpus} or no questions at {questions_path}")
     console.print(f"{len(files)} documents, {len(questions)} questions")
-    with platform(data_dir) as (url, key, _db, _redis):
+    with platform(data_dir) as (url, key, env):
         console.print("ingesting through the platform (API + worker) ...")
         ingested = ingest(url, key, files, timeout_s=3 * 3600)
         console.print(
@@ -332,7 +357,11 @@ def run(
             f"{ingested['seconds']:.0f} s; {len(ingested['failed'])} failed"
         )
         asked = ask_platform(url, key, questions)
+        if rerank:
+            reranked = ask_with_reranker(env, key, questions)
     results: dict[str, Any] = {f"cogep {m}": asked[m] for m in MODES}
+    if rerank:
+        results.update({f"cogep {m} + rerank": reranked[m] for m in MODES})
     if not skip_baselines:
         results.update(baselines(files, questions, use_cache))
     info = results.pop("_info", {})
@@ -357,7 +386,7 @@ def run(
         "naive": info,
         "results": results,
     }
-    path = save("retrieval", payload)
+    path = save("retrieval_rerank" if rerank else "retrieval", payload)
     console.print(f"wrote {path.relative_to(ROOT)}")
     return payload
 
@@ -370,6 +399,12 @@ def main() -> None:
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--rerank",
+        action="store_true",
+        help="also ask through a second API with the reranking stage, the scorer being "
+        "tests/rerank_scorer.py (writes retrieval_rerank.json)",
+    )
     args = parser.parse_args()
     run(
         args.corpus,
@@ -378,6 +413,7 @@ def main() -> None:
         args.skip_baselines,
         not args.no_cache,
         args.label,
+        args.rerank,
     )
 
 

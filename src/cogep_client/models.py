@@ -154,3 +154,5 @@ class Stats(_Model):
     oldest_pending_age_s: float | None = None
     stalled_leases: int = 0
     chunks_by_model: list[dict[str, Any]] = Field(default_factory=list)
+    embedding_model: dict[str, Any] | None = None  # the model queries are embedded with
+    warnings: list[str] = Field(default_factory=list)

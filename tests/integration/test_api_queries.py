@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import httpx
@@ -9,6 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from application.ports import UnitOfWorkFactory
+from domain.model import Chunk, Document, DocumentType
+from entrypoints.container import Container
 from tests.integration.conftest import auth
 
 
@@ -167,3 +171,35 @@ async def test_stats_count_jobs_by_status(
     assert stats["jobs"] == {"PENDING": 1, "PROCESSING": 0, "COMPLETED": 0, "FAILED": 1}
     assert stats["ready"] == 1
     assert stats["oldest_pending_age_s"] is not None and stats["oldest_pending_age_s"] >= 0
+
+
+async def test_stats_name_the_query_model_and_warn_of_chunks_it_cannot_see(
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    container: Container,
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    configured = container.embedder()
+    now = datetime.now(UTC)
+    docs = [
+        Document(uuid.uuid4(), "rh", f"{i}.txt", DocumentType.TEXT, 1, f"{i}" * 64, {}, now)
+        for i in range(2)
+    ]
+    async with uow_factory() as uow:
+        for doc, model in zip(docs, ["modelo-antigo", configured.model_name], strict=True):
+            doc.is_current = True
+            await uow.documents.add(doc, b"x")
+            vector = [1.0] + [0.0] * 383
+            await uow.chunks.replace(
+                doc.id, [Chunk(doc.id, 0, "texto", 1, None, vector, model, 384)]
+            )
+        await uow.commit()
+    stats = (await client.get("/v1/stats", headers=auth(keys["read"]))).json()
+    assert stats["embedding_model"] == {
+        "model": configured.model_name,
+        "dim": configured.dimension,
+        "chunks": 1,
+    }
+    (warning,) = stats["warnings"]
+    assert "1 chunks belong to the model modelo-antigo (384 dimensions)" in warning
+    assert "do not see them" in warning

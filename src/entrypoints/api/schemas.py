@@ -291,6 +291,13 @@ class StatsOut(BaseModel):
         description="PROCESSING jobs whose lease ran out, not yet handed back by the sweeper"
     )
     chunks_by_model: list[ModelCount]
+    embedding_model: ModelCount = Field(
+        description="the model this API embeds queries with (`chunks`: its chunks)"
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="stored chunks of another model (searches do not see them), and the like",
+    )
 
 
 class HealthOut(BaseModel):

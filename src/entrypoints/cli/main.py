@@ -344,6 +344,8 @@ def status(api_url: ApiUrl = None, api_key: ApiKeyOpt = None) -> None:
     for m in stats["chunks_by_model"]:
         models.add_row(m["model"], str(m["dim"]), str(m["chunks"]))
     out.print(models)
+    for warning in stats.get("warnings") or []:
+        console.print(f"[yellow]warning:[/] {warning}")
     if failed:
         errors = Table("job", "document", "attempts", "last error", title="recent failures")
         for job in failed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
@@ -15,6 +16,7 @@ from adapters import metrics
 from adapters.postgres.database import ping
 from adapters.postgres.migrations import current_revisions, head_revisions
 from adapters.queue.celery_doorbell import CoalescingDoorbell
+from application.use_cases.search import SearchChunksHandler
 from application.use_cases.stats import GetStats, Stats
 from domain.api_keys import Scope
 from entrypoints.api.deps import (
@@ -111,16 +113,37 @@ async def prometheus_metrics(
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+def model_warnings(
+    chunks_by_model: Mapping[tuple[str, int], int], model: str, dim: int
+) -> list[str]:
+    """Chunks embedded by another model are invisible to this API's vector searches
+    (a query vector is only comparable with vectors of its own model)."""
+    return [
+        f"{n:,} chunks belong to the model {other} ({other_dim} dimensions), not the "
+        f"configured {model} ({dim}): vector and hybrid searches do not see them. "
+        "Reprocess their documents with the configured model, or configure "
+        f"{other} again."
+        for (other, other_dim), n in sorted(chunks_by_model.items())
+        if (other, other_dim) != (model, dim) and n > 0
+    ]
+
+
 @router.get("/v1/stats", response_model=StatsOut, summary="Queue and index statistics")
 @inject
 async def stats(
     uow: UnitOfWorkDep,
     who: Annotated[Principal, Depends(require(Scope.READ))],
     get_stats: GetStats = Depends(Provide[Container.get_stats]),
+    search: SearchChunksHandler = Depends(Provide[Container.search]),
 ) -> StatsOut:
     require_every_collection(who, "the queue statistics")
     s = await _stats(get_stats, uow)
+    model, dim = search.embedder.model_name, search.embedder.dimension
     return StatsOut(
+        embedding_model=ModelCount(
+            model=model, dim=dim, chunks=s.chunks_by_model.get((model, dim), 0)
+        ),
+        warnings=model_warnings(s.chunks_by_model, model, dim),
         jobs={k.value: v for k, v in s.jobs_by_status.items()},
         ready=s.ready,
         oldest_pending_age_s=s.oldest_pending_age_s,
