@@ -8,11 +8,13 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from dependency_injector import providers
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -137,9 +139,32 @@ def settings(database_url: str, services: Services) -> Settings:
     return make_settings(database_url, services.redis_url)
 
 
+_SHARED: dict[tuple[object, ...], object] = {}
+
+
+def shared_model_container(settings: Settings) -> Container:
+    """A container whose model, tokenizer and token counter are loaded once per test
+    session. Each container would load its own (the tokenizer alone holds ~300 MB of
+    native memory that is never given back), and the suite builds one per test."""
+    c = build_container(settings)
+    shared: dict[str, providers.Provider[Any]] = {
+        "e5_tokenizer": c.e5_tokenizer,
+        "token_counter": c.token_counter,
+    }
+    if settings.embedding_backend == "local":
+        shared["embedder"] = c.embedder
+    model = (settings.embedding_variant, settings.embedding_runtime, settings.embedding_threads)
+    for name, provider in shared.items():
+        key = (name, *model)
+        if key not in _SHARED:
+            _SHARED[key] = provider()
+        provider.override(providers.Object(_SHARED[key]))
+    return c
+
+
 @pytest.fixture
 async def container(settings: Settings, clean_db: AsyncEngine) -> AsyncIterator[Container]:
-    c = build_container(settings)
+    c = shared_model_container(settings)
     yield c
     await c.api_doorbell().close()
     await c.engine().dispose()

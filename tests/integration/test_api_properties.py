@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from entrypoints.api.app import create_app
-from entrypoints.container import build_container
-from tests.integration.conftest import auth, make_settings
+from tests.integration.conftest import auth, make_settings, shared_model_container
 from tests.integration.services import Services
 
 EXAMPLES = 300
@@ -82,7 +81,7 @@ class Api:
 
     def __init__(self, database_url: str, redis_url: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.container = build_container(
+        self.container = shared_model_container(
             make_settings(database_url, redis_url, max_upload_bytes=20_000)
         )
         transport = httpx.ASGITransport(app=create_app(self.container), raise_app_exceptions=False)

@@ -23,9 +23,8 @@ from adapters.postgres.database import session_factory
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from application.use_cases.api_keys import ApiKeys
 from entrypoints.api.app import create_app
-from entrypoints.container import build_container
 from entrypoints.settings import Settings
-from tests.integration.conftest import auth, make_settings
+from tests.integration.conftest import auth, make_settings, shared_model_container
 from tests.integration.live import running_api
 from tests.integration.services import Services
 
@@ -307,7 +306,7 @@ async def test_an_exhausted_database_pool_answers_503_with_retry_after(
         db_pool_timeout_s=0.2,
         auth_cache_s=60.0,
     )
-    container = build_container(settings)
+    container = shared_model_container(settings)
     app = create_app(container)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:

@@ -19,8 +19,8 @@ import pytest
 from adapters.services.embedded import free_port
 from application.use_cases.search import SearchChunks
 from domain.search import SearchMode
-from entrypoints.container import Container, build_container
-from tests.integration.conftest import auth, make_settings
+from entrypoints.container import Container
+from tests.integration.conftest import auth, make_settings, shared_model_container
 from tests.integration.live import ROOT
 from tests.integration.services import Services
 
@@ -63,7 +63,7 @@ def scorer() -> Iterator[str]:
 async def searcher(
     database_url: str, services: Services, **overrides: Any
 ) -> AsyncIterator[Container]:
-    container = build_container(make_settings(database_url, services.redis_url, **overrides))
+    container = shared_model_container(make_settings(database_url, services.redis_url, **overrides))
     try:
         yield container
     finally:
