@@ -3,7 +3,8 @@
 the MCP server use it; `cogep_client.langchain` adds a LangChain retriever (extra
 `langchain`)."""
 
-from cogep_client.client import ApiError, AsyncClient, Client, Retry
+from cogep_client.calls import ApiError, Retry
+from cogep_client.client import AsyncClient, Client
 from cogep_client.models import (
     Change,
     Changes,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import httpx
 import typer
@@ -24,6 +24,9 @@ from rich.progress import (
 
 from entrypoints.cli.client import ApiClient, ApiError
 from entrypoints.settings import Settings
+
+if TYPE_CHECKING:
+    from entrypoints.container import Container
 
 console = Console(stderr=True)
 out = Console()
@@ -105,3 +108,16 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         console=console,
     )
+
+
+def run_with_container(settings: Settings, fn: Callable[[Container], Awaitable[T]]) -> T:
+    from entrypoints.container import build_container
+
+    async def main() -> T:
+        container = build_container(settings)
+        try:
+            return await fn(container)
+        finally:
+            await container.engine().dispose()
+
+    return asyncio.run(main())

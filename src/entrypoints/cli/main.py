@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import sys
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.table import Table
 
 from entrypoints.api.command import uvicorn_command
-from entrypoints.cli import assistants
+from entrypoints.cli import assistants, keys
 from entrypoints.cli import documents as document_commands
 from entrypoints.cli.client import collect_files
 from entrypoints.cli.common import (
@@ -31,6 +29,7 @@ from entrypoints.cli.common import (
     platform_file,
     progress_bar,
     resolve_settings,
+    run_with_container,
 )
 from entrypoints.cli.documents import parse_metadata
 from entrypoints.cli.watch import BatchProgress
@@ -49,28 +48,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-keys_app = typer.Typer(
-    help="API keys (stored hashed; the key is shown once).", no_args_is_help=True
-)
-app.add_typer(keys_app, name="keys")
+app.add_typer(keys.keys_app, name="keys")
 document_commands.register(app)
 assistants.register(app)
-T = TypeVar("T")
-
-
-def run_with_container(settings: Settings, fn: Callable[[Container], Awaitable[T]]) -> T:
-    from entrypoints.container import build_container
-
-    async def main() -> T:
-        container = build_container(settings)
-        try:
-            return await fn(container)
-        finally:
-            await container.engine().dispose()
-
-    return asyncio.run(main())
-
-
 # -- the local platform -------------------------------------------------------------------
 
 
@@ -440,80 +420,6 @@ def retry(
     console.print(f"queued again: {retried}; permanent, not retried: {len(permanent)}")
     if errors:
         raise typer.Exit(1)
-
-
-# -- API keys ------------------------------------------------------------------------------
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Argument(help="who uses the key, e.g. 'sigepe-integracao'")],
-    scope: Annotated[
-        list[str] | None, typer.Option("--scope", "-s", help="ingest, read or admin; repeatable")
-    ] = None,
-    rate_limit: Annotated[
-        int | None, typer.Option(help="requests per minute (default: COGEP_RATE_LIMIT_PER_MINUTE)")
-    ] = None,
-    collection: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--collection",
-            "-c",
-            help="limit the key to this collection; repeatable (default: every collection)",
-        ),
-    ] = None,
-) -> None:
-    """Create an API key; the key itself is printed once and never stored."""
-    settings = resolve_settings()
-    created = run_with_container(
-        settings,
-        lambda c: c.api_keys().create(
-            name, scope or ["ingest", "read"], rate_limit, collections=collection or None
-        ),
-    )
-    reach = ", ".join(sorted(created.key.collections or ())) or "every collection"
-    console.print(
-        f"created key [bold]{created.key.name}[/] ({created.key.id}) with scopes "
-        f"{', '.join(sorted(s.value for s in created.key.scopes))} on {reach}; store it now:"
-    )
-    out.print(created.plaintext)
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List API keys (never their secrets)."""
-    keys = run_with_container(resolve_settings(), lambda c: c.api_keys().list())
-    table = Table(
-        "id",
-        "name",
-        "prefix",
-        "scopes",
-        "collections",
-        "rate/min",
-        "created",
-        "last used",
-        "revoked",
-    )
-    for k in keys:
-        table.add_row(
-            str(k.id),
-            k.name,
-            k.prefix,
-            ",".join(sorted(s.value for s in k.scopes)),
-            ",".join(sorted(k.collections)) if k.collections is not None else "all",
-            str(k.rate_limit_per_minute or "-"),
-            f"{k.created_at:%Y-%m-%d %H:%M}",
-            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
-            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-",
-        )
-    out.print(table)
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: uuid.UUID) -> None:
-    """Revoke a key (every API process refuses it within COGEP_AUTH_CACHE_S, 5 s)."""
-    run_with_container(resolve_settings(), lambda c: c.api_keys().revoke(key_id))
-    console.print(f"revoked {key_id}")
 
 
 if __name__ == "__main__":
