@@ -67,6 +67,11 @@ def _nothing(response: httpx.Response) -> None:
     return None
 
 
+def _present(**values: Any) -> dict[str, Any]:
+    """The fields that were given (None: leave it to the API's default)."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def _params(**values: Any) -> dict[str, Any]:
     """Query parameters without the unset ones; booleans as the API spells them."""
     out: dict[str, Any] = {}
@@ -92,16 +97,12 @@ class Calls:
         content_type: str | None,
         idempotency_key: str | None,
     ) -> Call[Document]:
-        data = {
-            k: v
-            for k, v in {
-                "collection": collection,
-                "source_key": source_key,
-                "batch": batch,
-                "metadata": json.dumps(dict(metadata), ensure_ascii=False) if metadata else None,
-            }.items()
-            if v is not None
-        }
+        data = _present(
+            collection=collection,
+            source_key=source_key,
+            batch=batch,
+            metadata=json.dumps(dict(metadata), ensure_ascii=False) if metadata else None,
+        )
         kind = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return Call(
@@ -125,19 +126,15 @@ class Calls:
         batch: str | None,
         idempotency_key: str | None,
     ) -> Call[Document]:
-        body = {
-            k: v
-            for k, v in {
-                "text": text,
-                "format": format,
-                "filename": filename,
-                "collection": collection,
-                "metadata": dict(metadata) if metadata else None,
-                "source_key": source_key,
-                "batch": batch,
-            }.items()
-            if v is not None
-        }
+        body = _present(
+            text=text,
+            format=format,
+            filename=filename,
+            collection=collection,
+            metadata=dict(metadata) if metadata else None,
+            source_key=source_key,
+            batch=batch,
+        )
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return Call("POST", "/v1/documents/text", _uploaded, json=body, headers=headers)
 

@@ -294,8 +294,11 @@ class TestWorkerSettles:
         small = await upload(enqueue, store, b"pequeno", key="b")
         embedder = CancellingEmbedder(store, clock, big)
         report = await worker(store, clock, embedder, batch=4)(ProcessBatch(8, "w"))
-        # 40 + 1 chunks in slices of 4: one slice of the big one, then only the small one
-        assert embedder.calls == [4, 1]
+        # 40 + 1 chunks in slices of 4: the slice in flight when the job was cancelled,
+        # then only the small one (which may already have shared that first slice,
+        # depending on when its extraction finished): 5 chunks embedded at most, not 41
+        assert embedder.calls[0] == 4 and len(embedder.calls) <= 2
+        assert sum(embedder.calls) <= 4 + 1
         assert report.cancelled == 1 and report.completed == 1
         assert store.chunks.get(big) is None and store.chunks[small]
 

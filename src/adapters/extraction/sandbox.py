@@ -94,16 +94,11 @@ class SandboxedExtractor:
         with self._lock:
             proc = self._child()
             header = orjson.dumps({"type": document_type.value})
-            try:
-                assert proc.stdin is not None
-                proc.stdin.write(struct.pack(">II", len(header), len(data)) + header + data)
-                proc.stdin.flush()
-            except (BrokenPipeError, OSError):
-                self._kill()
-                raise TransientError("the parser process was not running; try again") from None
-            answer = self._read_answer(
-                proc, time.monotonic() + self.limits.timeout_s, _cpu_seconds(proc.pid), on_progress
-            )
+            deadline = time.monotonic() + self.limits.timeout_s
+            cpu_at_start = _cpu_seconds(proc.pid)
+            payload = struct.pack(">II", len(header), len(data)) + header + data
+            self._send(proc, payload, deadline, cpu_at_start)
+            answer = self._read_answer(proc, deadline, cpu_at_start, on_progress)
             self._served += 1
             if answer.get("retire") or self._served >= self.limits.max_requests_per_child:
                 self._kill()
@@ -144,6 +139,33 @@ class SandboxedExtractor:
         for stream in (proc.stdin, proc.stdout):
             with contextlib.suppress(Exception):
                 stream.close()  # type: ignore[union-attr]
+
+    def _send(
+        self,
+        proc: subprocess.Popen[bytes],
+        payload: bytes,
+        deadline: float,
+        cpu_at_start: float | None,
+    ) -> None:
+        """Hand the document to the child within the same deadline: a child that stops
+        reading (stopped, starved, stuck) never holds this thread, and a child that
+        died is told apart from one that was never there."""
+        assert proc.stdin is not None
+        fd = proc.stdin.fileno()
+        view = memoryview(payload)
+        os.set_blocking(fd, False)
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_WRITE)
+            while view:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not sel.select(remaining):
+                    raise self._overran(proc, cpu_at_start)
+                try:
+                    view = view[os.write(fd, view) :]
+                except BlockingIOError:
+                    continue
+                except OSError:  # the child is gone: how it went says whose fault it is
+                    raise self._died(proc) from None
 
     def _read_answer(
         self,
