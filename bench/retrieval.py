@@ -200,22 +200,18 @@ def ask_platform(url: str, key: str, questions: list[Question]) -> dict[str, Any
 def ask_with_reranker(env: dict[str, str], key: str, questions: list[Question]) -> dict[str, Any]:
     """The same questions through a second API process whose search reorders the fused
     candidates with a /rerank scorer (tests/rerank_scorer.py: the shipped e5 model)."""
+    from tests.integration.live import wait_until_answering
+    from tests.rerank_scorer import scorer_answers
+
     from bench.common import process
 
     port = free_port()
     logs = ROOT / "bench" / "results"
     scorer = ["-m", "tests.rerank_scorer", "--port", str(port)]
-    with process(scorer, env, logs / "retrieval-scorer.log"):
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                body = {"query": "x", "texts": ["y"]}
-                if httpx.post(f"http://127.0.0.1:{port}/rerank", json=body).is_success:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the scorer did not start")
-            time.sleep(0.5)
-        rerank_env = {**env, "COGEP_RERANK_URL": f"http://127.0.0.1:{port}"}
+    with process(scorer, env, logs / "retrieval-scorer.log") as proc:
+        scorer_url = f"http://127.0.0.1:{port}"
+        wait_until_answering(lambda: scorer_answers(scorer_url), "the scorer", proc, timeout_s=120)
+        rerank_env = {**env, "COGEP_RERANK_URL": scorer_url}
         with api(rerank_env, logs / "retrieval-api-rerank.log") as (url, _):
             return ask_platform(url, key, questions)
 

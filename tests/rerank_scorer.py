@@ -13,6 +13,7 @@ import argparse
 import math
 from collections.abc import Sequence
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -49,6 +50,12 @@ def scorer_app(embedder: Embedder) -> Starlette:
         )
 
     return Starlette(routes=[Route("/rerank", rerank, methods=["POST"])])
+
+
+def scorer_answers(url: str) -> bool:
+    """Whether a scorer at `url` answers a /rerank request (for start-up probes)."""
+    body = {"query": "x", "texts": ["y"]}
+    return httpx.post(f"{url}/rerank", json=body, timeout=5).is_success
 
 
 def local_embedder() -> Embedder:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -43,6 +43,26 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace: float
             proc.wait(10)
 
 
+def wait_until_answering(
+    answers: Callable[[], bool],
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    timeout_s: float = 60,
+) -> None:
+    """Poll `answers` (an HTTP probe: errors count as not yet) until it is True; fail
+    when `proc` exits first or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if answers():
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer within {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def running_api(
     database_url: str, redis_url: str, workers: int = 1, extra_env: Mapping[str, str] | None = None
@@ -59,16 +79,11 @@ def running_api(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the API exited with {proc.returncode}; see .pytest-api.log")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the API did not start within 60 s")
-            time.sleep(0.1)
+        wait_until_answering(
+            lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200,
+            "the API (see .pytest-api.log)",
+            proc,
+        )
         yield url
     finally:
         _stop(proc)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -24,7 +23,7 @@ from adapters.services.embedded import free_port
 from entrypoints.container import Container
 from entrypoints.settings import Settings
 from tests.integration.conftest import auth, make_settings
-from tests.integration.live import ROOT, running_api, service_env
+from tests.integration.live import ROOT, running_api, service_env, wait_until_answering
 from tests.integration.services import Services
 from tests.legal_documents import planalto_html
 
@@ -160,13 +159,8 @@ def http_server(api: str) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/mcp"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(url, timeout=1)
-                break
-            time.sleep(0.1)
+    try:  # any HTTP answer (a 401 without a key) means it listens
+        wait_until_answering(lambda: httpx.get(url, timeout=1) is not None, "mcp", proc, 30)
         yield url
     finally:
         proc.terminate()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,8 +20,9 @@ from application.use_cases.search import SearchChunks
 from domain.search import SearchMode
 from entrypoints.container import Container
 from tests.integration.conftest import auth, make_settings, shared_model_container
-from tests.integration.live import ROOT
+from tests.integration.live import ROOT, wait_until_answering
 from tests.integration.services import Services
+from tests.rerank_scorer import scorer_answers
 
 TEXTS = [
     "Art. 1º O servidor fará jus a trinta dias de férias por exercício.",
@@ -45,14 +45,7 @@ def scorer() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "the scorer exited"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.post(f"{url}/rerank", json={"query": "x", "texts": ["y"]}).is_success:
-                    break
-            assert time.monotonic() < deadline, "the scorer did not start"
-            time.sleep(0.2)
+        wait_until_answering(lambda: scorer_answers(url), "the scorer", proc)
         yield url
     finally:
         proc.terminate()
