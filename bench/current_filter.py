@@ -64,8 +64,9 @@ async def measure(database_url: str, chunks: int) -> dict[str, Any]:
                     await conn.execute(
                         text(
                             "EXPLAIN SELECT c.id FROM ai.chunks c JOIN ai.documents d "
-                            "ON d.id = c.document_id WHERE c.model_name = :m AND d.is_current "
-                            "ORDER BY c.embedding <=> CAST(:q AS vector) LIMIT 50"
+                            "ON d.id = c.document_id WHERE c.embedding_dim = 384 "
+                            "AND c.model_name = :m AND d.is_current ORDER BY "
+                            "(c.embedding::vector(384)) <=> CAST(:q AS vector(384)) LIMIT 50"
                         ),
                         {"m": MODEL, "q": "[" + ",".join(["0.1"] * 384) + "]"},
                     )
@@ -82,7 +83,7 @@ async def measure(database_url: str, chunks: int) -> dict[str, Any]:
         }
         for (label, mode), v in took.items()
     }
-    uses_hnsw = any("ix_chunks_embedding_hnsw" in line for line in plan)
+    uses_hnsw = any("ix_chunks_embedding_384_hnsw" in line for line in plan)
     return {"chunks": chunks, "latency": rows, "vector_plan_uses_hnsw": uses_hnsw}
 
 

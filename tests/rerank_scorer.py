@@ -4,6 +4,11 @@ scores each passage by its cosine similarity to the query. It speaks both shapes
 platform's HttpReranker speaks (text-embeddings-inference and Cohere-style). No model
 is downloaded: the weights are the ones the platform ships.
 
+It also serves OpenAI-compatible `/v1/embeddings` with `dimensions`: the same model's
+vectors cut to their first N components and normalised again (a real model of another
+dimension, worse than the whole one, for the tests of re-embedding into a model of
+another dimension). `input_type` "query"/"passage" chooses the e5 prefix.
+
     python -m tests.rerank_scorer --port 8088
 """
 
@@ -49,7 +54,32 @@ def scorer_app(embedder: Embedder) -> Starlette:
             {"results": [{"index": i, "relevance_score": scores[i]} for i in ranked]}
         )
 
-    return Starlette(routes=[Route("/rerank", rerank, methods=["POST"])])
+    async def embeddings(request: Request) -> JSONResponse:
+        body = await request.json()
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        if body.get("input_type") == "query":
+            vectors = [await embedder.embed_query(t) for t in texts]
+        else:
+            vectors = await embedder.embed_passages(texts)
+        dim = int(body.get("dimensions") or embedder.dimension)
+        data = [
+            {"object": "embedding", "index": i, "embedding": truncated(v, dim)}
+            for i, v in enumerate(vectors)
+        ]
+        return JSONResponse({"object": "list", "model": body.get("model"), "data": data})
+
+    return Starlette(
+        routes=[
+            Route("/rerank", rerank, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+        ]
+    )
+
+
+def truncated(vector: Sequence[float], dim: int) -> list[float]:
+    head = [float(x) for x in vector[:dim]]
+    norm = math.sqrt(sum(x * x for x in head)) or 1.0
+    return [x / norm for x in head]
 
 
 def scorer_answers(url: str) -> bool:

@@ -199,6 +199,18 @@ class JobRepository(Protocol):
         were ready by `ready_by` (default: now)."""
         ...
 
+    async def queue_reembed(
+        self,
+        model_name: str,
+        now: datetime,
+        collection: str | None = None,
+        within: tuple[str, ...] | None = None,
+    ) -> int:
+        """Send the COMPLETED jobs of current documents holding chunks of another model
+        than `model_name` back to the queue as REEMBED jobs (in `collection`, within
+        `within`); returns how many."""
+        ...
+
     async def renew_leases(
         self, claims: Sequence[ClaimedJob], lease_seconds: float, now: datetime
     ) -> int:
@@ -255,6 +267,23 @@ class ChunkRepository(Protocol):
         """Chunk counts per (model name, dimension): a mixed index is visible here."""
         ...
 
+    async def present_models(self) -> list[tuple[str, int]]:
+        """The (model name, dimension) pairs stored chunks belong to; cheap at any size."""
+        ...
+
+    async def drafts(self, document_id: uuid.UUID) -> list[ChunkDraft]:
+        """The stored chunk set, without vectors, in order."""
+        ...
+
+    async def set_vectors(
+        self,
+        document_id: uuid.UUID,
+        vectors: Sequence[tuple[int, Sequence[float]]],
+        model_name: str,
+    ) -> int:
+        """Replace the vectors of the chunks at these positions (text and ids stay)."""
+        ...
+
     async def search_by_vector(
         self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int
     ) -> list[SearchHit]:
@@ -263,10 +292,10 @@ class ChunkRepository(Protocol):
         ...
 
     async def search_by_keywords(
-        self, text: str, model_name: str, flt: SearchFilter, limit: int
+        self, text: str, model_name: str | None, flt: SearchFilter, limit: int
     ) -> list[SearchHit]:
         """Chunks matching any of the words (Portuguese stemming, accents ignored),
-        best first."""
+        best first; of one model's chunks, or of every model's when None."""
         ...
 
     async def article_texts(

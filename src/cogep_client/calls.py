@@ -24,6 +24,7 @@ from cogep_client.models import (
     DocumentPage,
     Job,
     JobPage,
+    Reembedding,
     SearchResult,
     Stats,
     Versions,
@@ -245,6 +246,10 @@ class Calls:
             return [Collection.model_validate(c) for c in response.json()["items"]]
 
         return Call("GET", "/v1/collections", parse)
+
+    @staticmethod
+    def reembed(collection: str | None) -> Call[Reembedding]:
+        return Call("POST", "/v1/reembed", _model(Reembedding), json=_params(collection=collection))
 
     @staticmethod
     def stats() -> Call[Stats]:

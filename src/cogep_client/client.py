@@ -28,6 +28,7 @@ from cogep_client.models import (
     DocumentPage,
     Job,
     JobPage,
+    Reembedding,
     SearchResult,
     Stats,
     Versions,
@@ -265,6 +266,11 @@ class AsyncClient(BaseClient):
     async def stats(self) -> Stats:
         return await self._send(Calls.stats())
 
+    async def reembed(self, collection: str | None = None) -> Reembedding:
+        """Re-embed the current chunk sets (of `collection`) into the configured model,
+        in the background; their progress shows in `stats().chunks_by_model`."""
+        return await self._send(Calls.reembed(collection))
+
 
 class Client(BaseClient):
     """`with Client(url, key) as api: hits = api.search("férias")`: AsyncClient's methods,
@@ -475,3 +481,8 @@ class Client(BaseClient):
 
     def stats(self) -> Stats:
         return self._send(Calls.stats())
+
+    def reembed(self, collection: str | None = None) -> Reembedding:
+        """Re-embed the current chunk sets (of `collection`) into the configured model,
+        in the background; their progress shows in `stats().chunks_by_model`."""
+        return self._send(Calls.reembed(collection))

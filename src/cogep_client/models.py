@@ -26,6 +26,7 @@ class Job(_Model):
     id: uuid.UUID
     document_id: uuid.UUID
     status: str
+    kind: str = "ingest"  # or "reembed"
     stage: str
     attempts: int
     max_attempts: int
@@ -146,6 +147,12 @@ class Collection(_Model):
     name: str
     documents: int
     chunks: int
+
+
+class Reembedding(_Model):
+    model: str  # the configured model the chunks are going to
+    dim: int
+    queued: int  # documents sent back to the queue as reembed jobs
 
 
 class Stats(_Model):

@@ -92,6 +92,15 @@ class FailureKind(enum.StrEnum):
         return self is FailureKind.GAVE_UP
 
 
+class JobKind(enum.StrEnum):
+    """What a job does with its document. The claim takes INGEST jobs first (the claim's
+    ORDER BY is `kind, created_at`: keep the values in priority order), so a corpus being
+    re-embedded in the background never delays an upload."""
+
+    INGEST = "ingest"  # extract, chunk, embed, store (uploads, reprocessing, retries)
+    REEMBED = "reembed"  # the stored chunk set embedded again with the configured model
+
+
 class Stage(enum.StrEnum):
     """Where a job is (or was, when it failed) in the pipeline."""
 
@@ -221,6 +230,7 @@ class IngestionJob:
     finished_at: datetime | None = None
     failure_kind: FailureKind | None = None  # set when FAILED
     progress: JobProgress | None = None  # pages read, chunks embedded (domain.progress)
+    kind: JobKind = JobKind.INGEST
 
     @classmethod
     def new(cls, document_id: uuid.UUID, now: datetime, max_attempts: int) -> IngestionJob:
@@ -357,8 +367,10 @@ class IngestionJob:
         self._release()
 
     def requeue(self, now: datetime, *, reset_attempts: bool = True) -> None:
-        """Reprocess a finished job (manual retry of a FAILED one, or a COMPLETED one)."""
+        """Reprocess a finished job (manual retry of a FAILED one, or a COMPLETED one):
+        the whole pipeline again, whatever the job did last."""
         self._move(IngestionStatus.PENDING, now)
+        self.kind = JobKind.INGEST
         self.failure_kind = None
         if reset_attempts:
             self.attempts = 0
@@ -381,6 +393,7 @@ class ClaimedJob:
     attempts: int
     max_attempts: int
     lease_token: str
+    kind: JobKind = JobKind.INGEST
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,21 @@ class SearchHit:
         )
 
 
+def interleave(lists: Sequence[Sequence[SearchHit]]) -> list[SearchHit]:
+    """Ranked lists of different embedding models as one: rank by rank, the first list
+    first at each rank (scores of two models are not comparable; ranks are)."""
+    if len(lists) == 1:
+        return list(lists[0])
+    merged: list[SearchHit] = []
+    seen: set[int] = set()
+    for rank in range(max((len(hits) for hits in lists), default=0)):
+        for hits in lists:
+            if rank < len(hits) and hits[rank].chunk_id not in seen:
+                seen.add(hits[rank].chunk_id)
+                merged.append(replace(hits[rank], vector_rank=len(merged) + 1))
+    return merged
+
+
 def fuse(
     vector: Sequence[SearchHit], keyword: Sequence[SearchHit], k: int = RRF_K
 ) -> list[SearchHit]:

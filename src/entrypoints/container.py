@@ -35,6 +35,7 @@ from application.use_cases.documents import Documents
 from application.use_cases.enqueue_document import EnqueueDocumentHandler, UploadLimits
 from application.use_cases.jobs import Jobs
 from application.use_cases.process_batch import ProcessBatchHandler, ProcessingSettings
+from application.use_cases.reembed import ReembedChunksHandler
 from application.use_cases.search import SearchChunksHandler
 from application.use_cases.stats import GetStats
 from application.use_cases.sweep import SweepQueueHandler
@@ -75,6 +76,33 @@ def _embedder(settings: Settings, counter: BlasE5TokenCounter, tokenizer: E5Toke
         threads=settings.embedding_threads,
         tokenizer=tokenizer,
     )
+
+
+def _previous_embedders(
+    settings: Settings, counter: BlasE5TokenCounter, tokenizer: E5Tokenizer
+) -> dict[str, Embedder]:
+    """The previous model's query embedder, by model name (settings.previous_embedding)."""
+    if not settings.previous_embedding:
+        return {}
+    backend, _, name = settings.previous_embedding.partition(":")
+    if backend == "local":
+        tokenizer = load_tokenizer(name)
+        local = settings.model_copy(
+            update={"embedding_backend": "local", "embedding_variant": name}
+        )
+        embedder = _embedder(local, BlasE5TokenCounter(tokenizer), tokenizer)
+    else:
+        remote = settings.model_copy(
+            update={
+                "embedding_backend": "openai",
+                "embedding_model": name,
+                "embedding_base_url": settings.previous_embedding_base_url
+                or settings.embedding_base_url,
+                "embedding_dimensions": settings.previous_embedding_dimensions,
+            }
+        )
+        embedder = _embedder(remote, counter, tokenizer)
+    return {embedder.model_name: embedder}
 
 
 def _sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -214,11 +242,19 @@ class Container(containers.DeclarativeContainer):
 
     # -- search (API): the query embedder is the worker's model, loaded on first use ----
     reranker = providers.Singleton(_reranker, settings)
+    # while `reembed` runs: the previous model's query embedder (settings.previous_embedding)
+    previous_embedders = providers.Singleton(
+        _previous_embedders, settings, token_counter, e5_tokenizer
+    )
     search = providers.Singleton(
         SearchChunksHandler,
         embedder=embedder,
         reranker=reranker,
         rerank_candidates=settings.provided.rerank_candidates,
+        previous=previous_embedders,
+    )
+    reembed = providers.Singleton(
+        ReembedChunksHandler, embedder=embedder, queue=api_doorbell, clock=clock
     )
 
 

@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     embedding_max_batch_tokens: int = Field(default=8192, ge=256)
     embedding_timeout_s: float = Field(default=60.0, gt=0)
 
+    # the model the stored chunks were embedded with before this one, while
+    # `cogep-ingest reembed` moves them (docs/decisions/0016-embedding-models.md): its
+    # chunks keep answering vector searches. "local:original" / "local:enpt" (shipped),
+    # or "openai:<model name>" on previous_embedding_base_url (default: the current one)
+    # with previous_embedding_dimensions; unset when there is nothing to migrate
+    previous_embedding: str | None = Field(
+        default=None, pattern=r"^(local:(original|enpt)|openai:\S.*)$"
+    )
+    previous_embedding_base_url: str | None = None
+    previous_embedding_dimensions: int | None = Field(default=None, ge=1)
+
     # -- reranking (optional, off when rerank_url is unset) ------------------------------
     # a server speaking the common /rerank API: text-embeddings-inference ("tei") or
     # Cohere-style ("cohere": Cohere, Jina, Voyage, vLLM, LiteLLM)

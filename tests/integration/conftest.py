@@ -20,12 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import create_engine, session_factory
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
+from adapters.services.embedded import free_port
 from application.ports import UnitOfWorkFactory
 from application.use_cases.process_batch import BatchReport, ProcessBatch
 from entrypoints.api.app import create_app
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
+from tests.integration.live import wait_until_answering
 from tests.integration.services import Services, provide_services, unique_database_name
+from tests.rerank_scorer import scorer_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -219,3 +222,23 @@ async def keys(container: Container) -> dict[str, str]:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="session")
+def scorer() -> Iterator[str]:
+    """tests/rerank_scorer.py in its own process: /rerank, and /v1/embeddings of the
+    platform's e5 model at any smaller dimension (its URL)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.rerank_scorer", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(lambda: scorer_answers(url), "the scorer", proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -192,3 +192,32 @@ async def test_retry_failed_names_permanent_failures_and_retries_none_of_them(
             .all()
         )
     assert statuses == ["FAILED"]
+
+
+async def test_reembed_moves_the_chunks_of_another_model_through_the_real_worker(
+    platform: str, keys: dict[str, str], clean_db: AsyncEngine, tmp_path: Path
+) -> None:
+    """`cogep-ingest reembed --wait` against the API and a Celery worker: the chunks of
+    a document that an earlier model embedded are embedded again by the configured
+    model, and the command follows the counts until the queue is done."""
+    folder = tmp_path / "normas"
+    write(folder, "ferias.txt", "Art. 1º As férias podem ser parceladas em até três etapas.")
+    write(folder, "ponto.txt", "Art. 1º O ponto é eletrônico em todas as unidades.")
+    assert cli(platform, keys["admin"], "sync", str(folder), "-c", "pasta").returncode == 0
+    async with clean_db.begin() as conn:  # as if an earlier model had embedded one of them
+        await conn.execute(
+            text(
+                "UPDATE ai.chunks SET model_name = 'modelo-anterior' WHERE document_id = "
+                "(SELECT id FROM ai.documents WHERE source_key = 'ferias.txt')"
+            )
+        )
+    refused = cli(platform, keys["read"], "reembed")
+    assert refused.returncode == 1 and "403" in refused.stdout + refused.stderr
+    moved = cli(platform, keys["admin"], "reembed", "-c", "pasta", "--wait")
+    said = " ".join((moved.stdout + moved.stderr).split())
+    assert moved.returncode == 0, said
+    assert "1 document(s) queued to re-embed into multilingual-e5-small-q4" in said
+    async with clean_db.connect() as conn:
+        models = (await conn.execute(text("SELECT DISTINCT model_name FROM ai.chunks"))).all()
+    assert models == [("multilingual-e5-small-q4",)]
+    assert "2 of 2 chunks in multilingual-e5-small-q4" in said

@@ -344,9 +344,10 @@ class TestOpenAICompatibleClient:
 def test_the_worker_refuses_to_start_when_the_model_does_not_fit_the_column(
     proxy: Proxy, cause: str
 ) -> None:
-    """The worker itself, as a real process: a model configured for 768 dimensions, or a
-    server that answers 768-dimensional vectors for a model said to make 384, stops it
-    at start with the reason, before it could claim a job and store a vector."""
+    """The worker itself, as a real process: a model configured for 700 dimensions (no
+    index serves it), or a server that answers 768-dimensional vectors for a model said
+    to make 384, stops it at start with the reason, before it could claim a job and
+    store a vector."""
     env = {
         **os.environ,
         "COGEP_EMBEDDING_BACKEND": "openai",
@@ -357,10 +358,12 @@ def test_the_worker_refuses_to_start_when_the_model_does_not_fit_the_column(
         "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
         "REDIS_URL": "redis://127.0.0.1:1/0",
     }
-    if cause == "configured":
-        env["COGEP_EMBEDDING_DIMENSIONS"] = "768"
-    else:
-        proxy.script.append((200, {}, {"data": [{"embedding": [0.1] * 768, "index": 0}]}))
+    if cause == "configured":  # a dimension no index of the database serves
+        dim = 700
+        env["COGEP_EMBEDDING_DIMENSIONS"] = str(dim)
+    else:  # the server answers with another dimension than the configured 384
+        dim = 768
+        proxy.script.append((200, {}, {"data": [{"embedding": [0.1] * dim, "index": 0}]}))
     done = subprocess.run(
         [sys.executable, "-m", "entrypoints.cli.main", "worker"],
         env=env,
@@ -371,5 +374,5 @@ def test_the_worker_refuses_to_start_when_the_model_does_not_fit_the_column(
     )
     said = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == 1, said
-    assert "the worker will not start" in said and "768" in said and "384" in said, said
+    assert "the worker will not start" in said and str(dim) in said and "384" in said, said
     assert "Traceback" not in said

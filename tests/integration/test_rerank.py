@@ -7,9 +7,7 @@ answering."""
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,9 +18,7 @@ from application.use_cases.search import SearchChunks
 from domain.search import SearchMode
 from entrypoints.container import Container
 from tests.integration.conftest import auth, make_settings, shared_model_container
-from tests.integration.live import ROOT, wait_until_answering
 from tests.integration.services import Services
-from tests.rerank_scorer import scorer_answers
 
 TEXTS = [
     "Art. 1º O servidor fará jus a trinta dias de férias por exercício.",
@@ -32,24 +28,6 @@ TEXTS = [
     "Art. 5º O adicional de férias corresponde a um terço da remuneração.",
 ]
 QUESTION = "posso dividir minhas férias em partes?"
-
-
-@pytest.fixture(scope="module")
-def scorer() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.rerank_scorer", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answering(lambda: scorer_answers(url), "the scorer", proc)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 @contextlib.asynccontextmanager

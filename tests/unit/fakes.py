@@ -40,6 +40,7 @@ from domain.model import (
     ExtractedDocument,
     IngestionJob,
     IngestionStatus,
+    JobKind,
     Stage,
 )
 from domain.progress import JobProgress
@@ -310,15 +311,40 @@ class FakeJobs:
     ) -> list[ClaimedJob]:
         ready = sorted(
             (j for j in self.s.jobs.values() if j.is_claimable(ready_by or now)),
-            key=lambda j: j.created_at,
+            key=lambda j: (j.kind.value, j.created_at),
         )[:batch_size]
         claims = []
         for job in ready:
             job.claim(worker_id, now, timedelta(seconds=lease_seconds))
             claims.append(
-                ClaimedJob(job.id, job.document_id, job.attempts, job.max_attempts, worker_id)
+                ClaimedJob(
+                    job.id, job.document_id, job.attempts, job.max_attempts, worker_id, job.kind
+                )
             )
         return claims
+
+    async def queue_reembed(
+        self,
+        model_name: str,
+        now: datetime,
+        collection: str | None = None,
+        within: tuple[str, ...] | None = None,
+    ) -> int:
+        n = 0
+        for job in self.s.jobs.values():
+            doc = self.s.documents.get(job.document_id)
+            if job.status is not IngestionStatus.COMPLETED or doc is None or not doc.is_current:
+                continue
+            if (collection and doc.collection != collection) or (
+                within is not None and doc.collection not in within
+            ):
+                continue
+            if all(c.model_name == model_name for c in self.s.chunks.get(doc.id, [])):
+                continue
+            job.requeue(now)
+            job.kind = JobKind.REEMBED
+            n += 1
+        return n
 
     async def renew_leases(
         self, claims: Sequence[ClaimedJob], lease_seconds: float, now: datetime
@@ -411,7 +437,7 @@ class FakeChunks:
     async def count(self, document_id: uuid.UUID) -> int:
         return len(self.s.chunks.get(document_id, []))
 
-    def _hits(self, model_name: str, flt: SearchFilter) -> list[tuple[int, Chunk, Document]]:
+    def _hits(self, model_name: str | None, flt: SearchFilter) -> list[tuple[int, Chunk, Document]]:
         out = []
         for doc_id, chunks in self.s.chunks.items():
             doc = self.s.documents[doc_id]
@@ -426,7 +452,7 @@ class FakeChunks:
             if not flt.include_superseded and not doc.is_current:
                 continue
             for c in chunks:
-                if c.model_name == model_name:
+                if model_name is None or c.model_name == model_name:
                     out.append((hash((doc_id, c.position)) & 0x7FFFFFFF, c, doc))
         return out
 
@@ -484,7 +510,7 @@ class FakeChunks:
         return sorted(scored, key=lambda h: -h.score)[:limit]
 
     async def search_by_keywords(
-        self, text: str, model_name: str, flt: SearchFilter, limit: int
+        self, text: str, model_name: str | None, flt: SearchFilter, limit: int
     ) -> list[SearchHit]:
         words = {w.lower() for w in text.split()}
         scored = []
@@ -493,6 +519,45 @@ class FakeChunks:
             hit = self._hit(cid, c, d, float(found))
             scored.append(replace(hit, coverage=found / len(words)))
         return sorted((h for h in scored if h.score > 0), key=lambda h: -h.score)[:limit]
+
+    async def present_models(self) -> list[tuple[str, int]]:
+        return sorted(await self.models())
+
+    async def drafts(self, document_id: uuid.UUID) -> list[ChunkDraft]:
+        return [
+            ChunkDraft(
+                position=c.position,
+                text=c.text,
+                token_count=c.token_count,
+                heading=c.heading,
+                page_start=c.page_start,
+                page_end=c.page_end,
+                context=c.context,
+                legal=c.legal,
+            )
+            for c in sorted(self.s.chunks.get(document_id, []), key=lambda c: c.position)
+        ]
+
+    async def set_vectors(
+        self,
+        document_id: uuid.UUID,
+        vectors: Sequence[tuple[int, Sequence[float]]],
+        model_name: str,
+    ) -> int:
+        by_position = dict(vectors)
+        chunks = self.s.chunks.get(document_id, [])
+        self.s.chunks[document_id] = [
+            replace(
+                c,
+                embedding=by_position[c.position],
+                model_name=model_name,
+                embedding_dim=len(by_position[c.position]),
+            )
+            if c.position in by_position
+            else c
+            for c in chunks
+        ]
+        return sum(1 for c in chunks if c.position in by_position)
 
     async def models(self) -> Mapping[tuple[str, int], int]:
         out: dict[tuple[str, int], int] = {}
@@ -595,14 +660,17 @@ class FakeChunker:
 class FakeEmbedder:
     """Deterministic 4-dimensional vectors; can be told to fail a number of times."""
 
-    def __init__(self, fail_times: int = 0, error: Exception | None = None) -> None:
+    def __init__(
+        self, fail_times: int = 0, error: Exception | None = None, name: str = "fake-embedder"
+    ) -> None:
         self.calls: list[int] = []
         self.fail_times = fail_times
         self.error = error
+        self.name = name
 
     @property
     def model_name(self) -> str:
-        return "fake-embedder"
+        return self.name
 
     @property
     def dimension(self) -> int:

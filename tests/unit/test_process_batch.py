@@ -19,8 +19,16 @@ from application.use_cases.process_batch import (
     ProcessBatchHandler,
     ProcessingSettings,
 )
+from application.use_cases.reembed import ReembedChunks, ReembedChunksHandler
 from domain.errors import CorruptDocument, EmbeddingUnavailable
-from domain.model import DocumentType, ExtractedDocument, FailureKind, IngestionStatus, RetryPolicy
+from domain.model import (
+    DocumentType,
+    ExtractedDocument,
+    FailureKind,
+    IngestionStatus,
+    JobKind,
+    RetryPolicy,
+)
 from tests.unit.fakes import (
     FakeChunker,
     FakeClock,
@@ -209,3 +217,60 @@ def test_reports_of_a_drained_task_add_up() -> None:
     total.merge(one)
     assert (total.claimed, total.completed, total.failed, total.chunks) == (8, 6, 2, 40)
     assert total.timings == {"embed": 3.0}
+
+
+async def test_reembed_swaps_the_vectors_without_extracting_again() -> None:
+    store, clock = Store(), FakeClock()
+    ids = await enqueue(store, clock, b"um\n\ndois", b"tres")
+    await make_handler(store, clock)(ProcessBatch(10, "w1"))
+    before = {i: list(store.chunks[i]) for i in ids}
+    new_model = FakeEmbedder(name="novo")
+    queued = await ReembedChunksHandler(new_model, FakeQueue(), clock)(
+        ReembedChunks(), FakeUnitOfWork(store)
+    )
+    assert (queued.model, queued.queued) == ("novo", 2)
+    jobs = list(store.jobs.values())
+    assert all((j.status, j.kind) == (IngestionStatus.PENDING, JobKind.REEMBED) for j in jobs)
+    # the old vectors answer meanwhile: the chunk sets are untouched until the swap
+    assert all(before[i] == store.chunks[i] for i in ids)
+
+    extractor = FakeExtractor()
+    report = await make_handler(store, clock, extractor=extractor, embedder=new_model)(
+        ProcessBatch(10, "w1")
+    )
+    assert (report.completed, report.chunks) == (2, 3)
+    assert extractor.calls == 0  # nothing extracted again
+    assert [c.text for c in store.chunks[ids[0]]] == ["um", "dois"]
+    assert all(c.model_name == "novo" for i in ids for c in store.chunks[i])
+    assert all(status_of(store, i) is IngestionStatus.COMPLETED for i in ids)
+    # nothing left to move: a second run queues nothing
+    again = await ReembedChunksHandler(new_model, FakeQueue(), clock)(
+        ReembedChunks(), FakeUnitOfWork(store)
+    )
+    assert again.queued == 0
+
+
+async def test_uploads_are_claimed_before_reembed_jobs() -> None:
+    store, clock = Store(), FakeClock()
+    old = await enqueue(store, clock, b"antigo")
+    await make_handler(store, clock)(ProcessBatch(10, "w1"))
+    await ReembedChunksHandler(FakeEmbedder(name="novo"), FakeQueue(), clock)(
+        ReembedChunks(), FakeUnitOfWork(store)
+    )
+    new = await enqueue(store, clock, b"novo documento")
+    await make_handler(store, clock)(ProcessBatch(batch_size=1, worker_id="w1"))
+    assert status_of(store, new[0]) is IngestionStatus.COMPLETED
+    assert status_of(store, old[0]) is IngestionStatus.PENDING
+
+
+async def test_reprocessing_a_reembed_job_runs_the_whole_pipeline() -> None:
+    store, clock = Store(), FakeClock()
+    ids = await enqueue(store, clock, b"texto")
+    await make_handler(store, clock)(ProcessBatch(10, "w1"))
+    await ReembedChunksHandler(FakeEmbedder(name="novo"), FakeQueue(), clock)(
+        ReembedChunks(), FakeUnitOfWork(store)
+    )
+    job = next(j for j in store.jobs.values() if j.document_id == ids[0])
+    job.cancel(clock.now())
+    job.requeue(clock.now())
+    assert job.kind is JobKind.INGEST

@@ -11,7 +11,7 @@ import pytest
 from application.use_cases.search import Expand, SearchChunks, SearchChunksHandler
 from domain.errors import InvalidInput
 from domain.model import Chunk, Document, DocumentType, LegalRef
-from domain.search import SearchFilter, SearchHit, SearchMode, fuse, keyword_terms
+from domain.search import SearchFilter, SearchHit, SearchMode, fuse, interleave, keyword_terms
 from tests.unit.fakes import FakeEmbedder, FakeUnitOfWork, Store
 
 
@@ -33,6 +33,11 @@ class TestFusion:
 
     def test_one_empty_list_leaves_the_other_order(self) -> None:
         assert [h.chunk_id for h in fuse([], [hit(7), hit(8)])] == [7, 8]
+
+    def test_lists_of_two_models_interleave_rank_by_rank(self) -> None:
+        merged = interleave([[hit(1), hit(2), hit(3)], [hit(9), hit(2)]])
+        assert [h.chunk_id for h in merged] == [1, 9, 2, 3]
+        assert [h.vector_rank for h in merged] == [1, 2, 3, 4]
 
 
 def store_with(*docs: tuple[str, str, list[str]]) -> Store:
@@ -142,17 +147,42 @@ class TestSearchChunks:
         )
         assert [h.filename for h in result.hits] == ["b.txt"]
 
-    async def test_only_chunks_of_the_configured_model_are_searched(self) -> None:
+    async def test_vectors_of_another_model_are_never_compared_with_the_query(self) -> None:
         store = store_with(("rh", "a.txt", ["férias"]))
         for chunks in store.chunks.values():
             chunks[:] = [
                 Chunk(c.document_id, c.position, c.text, 1, None, [1.0] * 8, "old", 8)
                 for c in chunks
             ]
-        result = await SearchChunksHandler(FakeEmbedder())(
-            SearchChunks("férias"), FakeUnitOfWork(store)
+        handler = SearchChunksHandler(FakeEmbedder())
+        vector = await handler(
+            SearchChunks("férias", mode=SearchMode.VECTOR), FakeUnitOfWork(store)
         )
-        assert result.hits == []
+        assert vector.hits == []
+        # words are words whatever the model: keyword search still finds the chunk
+        keyword = await handler(
+            SearchChunks("férias", mode=SearchMode.KEYWORD), FakeUnitOfWork(store)
+        )
+        assert [h.filename for h in keyword.hits] == ["a.txt"]
+
+    async def test_the_previous_model_answers_for_its_chunks_until_reembedded(self) -> None:
+        store = store_with(("rh", "a.txt", ["férias anuais"]), ("rh", "b.txt", ["licença"]))
+        old = FakeEmbedder(name="old")
+        a = next(d for d in store.documents.values() if d.filename == "a.txt")
+        store.chunks[a.id] = [replace(c, model_name="old") for c in store.chunks[a.id]]
+        handler = SearchChunksHandler(FakeEmbedder(), previous={"old": old})
+        result = await handler(
+            SearchChunks("férias", mode=SearchMode.VECTOR), FakeUnitOfWork(store)
+        )
+        # one list per model, interleaved rank by rank: the configured model's first
+        assert [h.filename for h in result.hits] == ["b.txt", "a.txt"]
+        assert [h.vector_rank for h in result.hits] == [1, 2]
+        # once no chunk of the old model is left (after the cache's time), it is not asked
+        store.chunks[a.id] = [replace(c, model_name="fake-embedder") for c in store.chunks[a.id]]
+        handler.models_ttl_s = 0.0
+        after = await handler(SearchChunks("férias", mode=SearchMode.VECTOR), FakeUnitOfWork(store))
+        assert sorted(h.filename for h in after.hits) == ["a.txt", "b.txt"]
+        assert handler._present is not None and "old" not in handler._present[1]
 
     @pytest.mark.parametrize(
         ("query", "top_k", "reason"),

@@ -12,8 +12,10 @@ from sqlalchemy import Row, delete, func, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.postgres.keyword_index import KeywordIndex, bm25_params, bm25_sql
+from adapters.postgres.orm import INDEXED_DIMENSIONS
 from adapters.postgres.rows import chunks
-from domain.model import Chunk, LegalRef
+from domain.errors import EmbeddingModelMismatch
+from domain.model import Chunk, ChunkDraft, LegalRef
 from domain.search import SearchFilter, SearchHit
 
 # -- search ------------------------------------------------------------------------------
@@ -23,6 +25,11 @@ from domain.search import SearchFilter, SearchHit
 # narrow filter can starve the result. The vector search therefore widens ef_search
 # step by step and, when a filter still leaves fewer than `limit` hits, finishes with
 # an exact scan of the filtered chunks (index scans off for that statement only).
+#
+# The column holds vectors of any dimension; each dimension has a partial HNSW index
+# over `embedding::vector(N) WHERE embedding_dim = N` (orm.INDEXED_DIMENSIONS), which a
+# query uses by naming the same expression and predicate. The model filter then keeps
+# one model's chunks when two models of one dimension live side by side.
 
 _HIT_COLUMNS = """
     c.id AS chunk_id, c.document_id, d.filename, d.collection, c.position, c.heading,
@@ -33,7 +40,7 @@ _EF_SEARCH_STEPS = (100, 400, 1000)
 
 
 def _filter_sql(flt: SearchFilter, params: dict[str, Any]) -> str:
-    clauses = ["c.model_name = :model"]
+    clauses = ["c.model_name = :model"] if "model" in params else ["TRUE"]
     if not flt.include_superseded:
         clauses.append("d.is_current")
     if flt.collection:
@@ -114,20 +121,27 @@ class SqlAlchemyChunkRepository:
     async def search_by_vector(
         self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int
     ) -> list[SearchHit]:
+        dim = len(vector)
+        if dim not in INDEXED_DIMENSIONS:
+            raise EmbeddingModelMismatch(
+                f"the model {model_name!r} makes {dim}-dimensional vectors; the database "
+                f"indexes {', '.join(map(str, INDEXED_DIMENSIONS))}"
+            )
         params: dict[str, Any] = {
             "model": model_name,
             "query": "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]",
             "limit": limit,
         }
         where = _filter_sql(flt, params)
+        distance = f"(c.embedding::vector({dim})) <=> CAST(:query AS vector({dim}))"
         sql = text(
             f"""
-            SELECT {_HIT_COLUMNS}, c.embedding <=> CAST(:query AS vector) AS distance
+            SELECT {_HIT_COLUMNS}, {distance} AS distance
             FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id
-            WHERE {where}
-            ORDER BY c.embedding <=> CAST(:query AS vector)
+            WHERE c.embedding_dim = {dim} AND {where}
+            ORDER BY {distance}
             LIMIT :limit
-            """  # noqa: S608 - the WHERE is built from fixed clauses; values are bound
+            """  # noqa: S608 - fixed clauses and a checked integer; values are bound
         )
         rows: list[Row[Any]] = []
         for ef in _EF_SEARCH_STEPS:
@@ -148,11 +162,12 @@ class SqlAlchemyChunkRepository:
         ]
 
     async def search_by_keywords(
-        self, text_query: str, model_name: str, flt: SearchFilter, limit: int
+        self, text_query: str, model_name: str | None, flt: SearchFilter, limit: int
     ) -> list[SearchHit]:
-        """Okapi BM25 over the chunks' lexemes (see keyword_index.py), any of the words."""
+        """Okapi BM25 over the chunks' lexemes (see keyword_index.py), any of the words;
+        of one model's chunks, or of all when `model_name` is None."""
         params: dict[str, Any] = {
-            "model": model_name,
+            **({"model": model_name} if model_name is not None else {}),
             "limit": limit,
             "candidates": max(4 * limit, 200),
             **bm25_params(text_query),
@@ -227,6 +242,72 @@ class SqlAlchemyChunkRepository:
         await index.post(document_id)
         await index.apply(document_id, before)
 
+    async def drafts(self, document_id: uuid.UUID) -> list[ChunkDraft]:
+        """The stored chunk set as drafts, in order: what re-embedding embeds again."""
+        rows = await self.session.execute(
+            select(
+                chunks.c.position,
+                chunks.c.text,
+                chunks.c.token_count,
+                chunks.c.heading,
+                chunks.c.page_start,
+                chunks.c.page_end,
+                chunks.c.context,
+                chunks.c.article,
+                chunks.c.legal,
+            )
+            .where(chunks.c.document_id == document_id)
+            .order_by(chunks.c.position)
+        )
+        return [
+            ChunkDraft(
+                position=r.position,
+                text=r.text,
+                token_count=r.token_count,
+                heading=r.heading,
+                page_start=r.page_start,
+                page_end=r.page_end,
+                context=r.context,
+                legal=legal_ref(r.article, r.legal),
+            )
+            for r in rows
+        ]
+
+    async def set_vectors(
+        self,
+        document_id: uuid.UUID,
+        vectors: Sequence[tuple[int, Sequence[float]]],
+        model_name: str,
+    ) -> int:
+        """New vectors for the chunks at these positions, of `model_name`, in the caller's
+        transaction (the text, its keyword statistics and the chunk ids stay). Returns
+        how many chunks were changed."""
+        if not vectors:
+            return 0
+        result = await self.session.execute(
+            text(
+                """
+                UPDATE ai.chunks AS c
+                SET embedding = CAST(v.embedding AS vector),
+                    embedding_dim = v.dim,
+                    model_name = :model
+                FROM unnest(CAST(:positions AS int[]), CAST(:embeddings AS text[]),
+                            CAST(:dims AS int[])) AS v(position, embedding, dim)
+                WHERE c.document_id = :document_id AND c.position = v.position
+                """
+            ),
+            {
+                "document_id": document_id,
+                "model": model_name,
+                "positions": [p for p, _ in vectors],
+                "embeddings": [
+                    "[" + ",".join(f"{float(x):.7g}" for x in v) + "]" for _, v in vectors
+                ],
+                "dims": [len(v) for _, v in vectors],
+            },
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def of_document(
         self, document_id: uuid.UUID, after_position: int, limit: int
     ) -> list[SearchHit]:
@@ -254,6 +335,30 @@ class SqlAlchemyChunkRepository:
                 )
             ).scalar_one()
         )
+
+    async def present_models(self) -> list[tuple[str, int]]:
+        """The (model, dimension) pairs stored chunks belong to, read from the index on
+        them one distinct value at a time (a loose index scan: a few lookups, not a
+        scan of every chunk)."""
+        rows = await self.session.execute(
+            text(
+                """
+                WITH RECURSIVE present AS (
+                    (SELECT model_name, embedding_dim FROM ai.chunks
+                     ORDER BY model_name, embedding_dim LIMIT 1)
+                    UNION ALL
+                    SELECT n.model_name, n.embedding_dim
+                    FROM present p, LATERAL (
+                        SELECT model_name, embedding_dim FROM ai.chunks
+                        WHERE (model_name, embedding_dim) > (p.model_name, p.embedding_dim)
+                        ORDER BY model_name, embedding_dim LIMIT 1
+                    ) n
+                )
+                SELECT model_name, embedding_dim FROM present
+                """
+            )
+        )
+        return [(str(name), int(dim)) for name, dim in rows]
 
     async def models(self) -> Mapping[tuple[str, int], int]:
         rows = await self.session.execute(

@@ -14,14 +14,16 @@ from sqlalchemy import and_, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.postgres.rows import documents, job_from_row, job_values, jobs
-from domain.model import ClaimedJob, IngestionJob, IngestionStatus, Stage
+from domain.model import ClaimedJob, IngestionJob, IngestionStatus, JobKind, Stage
 from domain.progress import JobProgress
 
 _INSERT_JOB = insert(jobs)
 
 
 # The seed's claim, extended with the retry schedule and a lease. One statement:
-# select with SKIP LOCKED and mark PROCESSING in the same transaction.
+# select with SKIP LOCKED and mark PROCESSING in the same transaction. Uploads before
+# re-embedding (JobKind's values sort in priority order), oldest first, through the
+# partial index ix_ingestion_queue_pending_kind_created_at.
 _CLAIM_SQL = text(
     """
     WITH claimable AS (
@@ -29,7 +31,7 @@ _CLAIM_SQL = text(
         FROM ai.ingestion_queue
         WHERE status = CAST('PENDING' AS ai.ingestionstatus)
           AND (next_attempt_at IS NULL OR next_attempt_at <= :ready_by)
-        ORDER BY created_at
+        ORDER BY kind, created_at
         LIMIT :batch_size
         FOR UPDATE SKIP LOCKED
     )
@@ -45,9 +47,43 @@ _CLAIM_SQL = text(
         updated_at = :now
     FROM claimable
     WHERE q.id = claimable.id
-    RETURNING q.id, q.document_id, q.attempts, q.max_attempts, q.created_at
+    RETURNING q.id, q.document_id, q.attempts, q.max_attempts, q.created_at, q.kind
     """
 )
+
+# Re-embedding: the COMPLETED jobs of current documents that hold chunks of another
+# model go back to PENDING as "reembed" jobs, in one statement. The chunks keep
+# answering until the worker swaps their vectors; SKIP LOCKED leaves alone a job the API
+# or a worker holds right now (a later run of the command picks it up).
+_REEMBED_SQL = """
+    WITH targets AS (
+        SELECT q.id
+        FROM ai.ingestion_queue q JOIN ai.documents d ON d.id = q.document_id
+        WHERE q.status = CAST('COMPLETED' AS ai.ingestionstatus)
+          AND d.is_current
+          AND {scope}
+          AND EXISTS (
+              SELECT 1 FROM ai.chunks c
+              WHERE c.document_id = d.id AND c.model_name <> :model
+          )
+        FOR UPDATE OF q SKIP LOCKED
+    )
+    UPDATE ai.ingestion_queue AS q
+    SET status = CAST('PENDING' AS ai.ingestionstatus),
+        kind = :kind,
+        stage = :stage,
+        attempts = 0,
+        failure_kind = NULL,
+        last_error = NULL,
+        error_detail = NULL,
+        progress = NULL,
+        next_attempt_at = :now,
+        finished_at = NULL,
+        updated_at = :now
+    FROM targets
+    WHERE q.id = targets.id
+    RETURNING q.id
+"""
 
 _RENEW_SQL = text(
     """
@@ -139,10 +175,36 @@ class SqlAlchemyJobRepository:
                 "locked_until": now + timedelta(seconds=lease_seconds),
             },
         )
-        claimed = sorted(rows, key=lambda r: r.created_at)
+        claimed = sorted(rows, key=lambda r: (r.kind, r.created_at))
         return [
-            ClaimedJob(r.id, r.document_id, r.attempts, r.max_attempts, worker_id) for r in claimed
+            ClaimedJob(r.id, r.document_id, r.attempts, r.max_attempts, worker_id, JobKind(r.kind))
+            for r in claimed
         ]
+
+    async def queue_reembed(
+        self,
+        model_name: str,
+        now: datetime,
+        collection: str | None = None,
+        within: tuple[str, ...] | None = None,
+    ) -> int:
+        clauses, params = (
+            ["TRUE"],
+            {
+                "model": model_name,
+                "now": now,
+                "kind": JobKind.REEMBED.value,
+                "stage": Stage.QUEUED.value,
+            },
+        )
+        if collection is not None:
+            clauses.append("d.collection = :collection")
+            params["collection"] = collection
+        if within is not None:
+            clauses.append("d.collection = ANY(:within)")
+            params["within"] = list(within)
+        sql = text(_REEMBED_SQL.replace("{scope}", " AND ".join(clauses)))
+        return len(list(await self.session.execute(sql, params)))
 
     async def renew_leases(
         self, claims: Sequence[ClaimedJob], lease_seconds: float, now: datetime

@@ -9,8 +9,12 @@ Notes on the choices (see docs/decisions/0002-schema.md):
   requires. In the database the column is the DOMAIN ``ai.ingestionstatus`` (varchar
   with a CHECK of the statuses), so ``CAST(:s AS ai.ingestionstatus)`` in raw SQL
   compares with it and invalid values are refused by the database itself.
-- The vector column's dimension follows the configured model (``EMBEDDING_DIM``);
-  every chunk also records the model name and dimension it was embedded with.
+- The vector column has no fixed dimension (migration 0009): every chunk records the
+  model and dimension it was embedded with, and each dimension in
+  ``INDEXED_DIMENSIONS`` has its own partial HNSW index over
+  ``embedding::vector(N) WHERE embedding_dim = N`` (pgvector indexes one dimension),
+  so chunk sets of two models can live side by side while a collection is re-embedded
+  (docs/decisions/0016-embedding-models.md).
 - Full-text search is Portuguese and accent-insensitive: a generated tsvector over
   the chunk text with accents folded by ``translate`` (the embedded PostgreSQL ships
   no ``unaccent`` extension, and ``translate`` is immutable, so it can be generated).
@@ -48,7 +52,11 @@ from domain.model import IngestionStatus
 
 SCHEMA = "ai"
 STATUS_TYPE = "ai.ingestionstatus"
-EMBEDDING_DIM = 384  # multilingual-e5-small; change here + migration to change models
+EMBEDDING_DIM = 384  # multilingual-e5-small, the default model
+# the dimensions an embedding model may have: each has a partial HNSW index (empty until
+# a model of that dimension stores chunks); another needs a migration adding its index
+INDEXED_DIMENSIONS = (256, 384, 512, 768, 1024, 1536)
+HNSW_WITH = {"m": 16, "ef_construction": 64}
 TEXT_SEARCH_CONFIG = "portuguese"
 
 # Accent folding shared by the generated column and by search queries.
@@ -173,6 +181,8 @@ class IngestionJobRow(Base):
     failure_kind: Mapped[str | None] = mapped_column(String(20))
     # pages read and chunks embedded so far (domain.progress.JobProgress, migration 0007)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # what the job does (domain.model.JobKind): "ingest", or "reembed" (migration 0009)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False, server_default="ingest")
     # when the row last changed, by the DATABASE's clock (trigger ai.touch_changed_at,
     # migration 0006): the change feed's cursor, immune to the workers' clock skew
     changed_at: Mapped[datetime] = mapped_column(
@@ -187,6 +197,13 @@ class IngestionJobRow(Base):
         # serves the claim (status = PENDING ORDER BY created_at), the sweeper and listings
         Index("ix_ingestion_queue_status_created_at_id", "status", "created_at", "id"),
         Index("ix_ingestion_queue_changed_at_id", "changed_at", "id"),
+        # the claim's order among PENDING jobs: uploads (kind "ingest") before re-embedding
+        Index(
+            "ix_ingestion_queue_pending_kind_created_at",
+            "kind",
+            "created_at",
+            postgresql_where=text("status = CAST('PENDING' AS ai.ingestionstatus)"),
+        ),
     )
 
 
@@ -213,7 +230,7 @@ class ChunkRow(Base):
     page_end: Mapped[int | None] = mapped_column(Integer)
     model_name: Mapped[str] = mapped_column(String(200), nullable=False)
     embedding_dim: Mapped[int] = mapped_column(Integer, nullable=False)
-    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), nullable=False)
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=False)  # any dimension
     search_vector: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed(
@@ -227,12 +244,15 @@ class ChunkRow(Base):
 
     __table_args__ = (
         UniqueConstraint("document_id", "position"),
-        Index(
-            "ix_chunks_embedding_hnsw",
-            "embedding",
-            postgresql_using="hnsw",
-            postgresql_with={"m": 16, "ef_construction": 64},
-            postgresql_ops={"embedding": "vector_cosine_ops"},
+        *(
+            Index(
+                f"ix_chunks_embedding_{dim}_hnsw",
+                text(f"(embedding::vector({dim})) vector_cosine_ops"),
+                postgresql_using="hnsw",
+                postgresql_with=HNSW_WITH,
+                postgresql_where=text(f"embedding_dim = {dim}"),
+            )
+            for dim in INDEXED_DIMENSIONS
         ),
         Index("ix_chunks_search_vector", "search_vector", postgresql_using="gin"),
         Index("ix_chunks_model_name_embedding_dim", "model_name", "embedding_dim"),

@@ -25,6 +25,7 @@ from domain.model import (
     FailureKind,
     IngestionJob,
     IngestionStatus,
+    JobKind,
     Stage,
 )
 from domain.progress import JobProgress
@@ -87,6 +88,7 @@ def job_from_row(row: Row[Any] | Mapping[Any, Any], prefix: str = "") -> Ingesti
         finished_at=m[prefix + "finished_at"],
         failure_kind=FailureKind(kind) if (kind := m[prefix + "failure_kind"]) else None,
         progress=JobProgress.from_json(m[prefix + "progress"]),
+        kind=JobKind(m[prefix + "kind"]),
     )
 
 
@@ -108,6 +110,7 @@ def job_values(job: IngestionJob) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "failure_kind": job.failure_kind.value if job.failure_kind else None,
         "progress": job.progress.as_json() if job.progress else None,
+        "kind": job.kind.value,
     }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from application.ports import Clock, Embedder, ProcessingObserver, UnitOfWork, UnitOfWorkFactory
 from application.processing.schedule import WorkItem
 from domain.errors import DomainError
-from domain.model import Chunk, ClaimedJob, Document, RetryPolicy, Stage
+from domain.model import Chunk, ClaimedJob, Document, JobKind, RetryPolicy, Stage
 from domain.progress import JobProgress
 from domain.versions import KeyOrigin, Settlement, settle_stored
 
@@ -64,6 +64,9 @@ class Outcomes:
         self.observer = observer
 
     async def store(self, p: WorkItem, report: BatchReport, progress: JobProgress | None) -> None:
+        if p.claim.kind is JobKind.REEMBED:
+            await self.store_vectors(p, report, progress)
+            return
         t0 = time.perf_counter()
         model = self.embedder.model_name
         new_chunks = [
@@ -90,6 +93,49 @@ class Outcomes:
         report.completed += 1
         report.chunks += len(new_chunks)
         self._indexed(p, len(new_chunks), stored)
+
+    async def store_vectors(
+        self, p: WorkItem, report: BatchReport, progress: JobProgress | None
+    ) -> None:
+        """A re-embedded chunk set: its new vectors replace the old ones in one fenced
+        transaction (document, then job: the lock order), so a search sees the document
+        wholly in one model or the other."""
+        t0 = time.perf_counter()
+        model = self.embedder.model_name
+        try:
+            vectors = [
+                (d.position, v) for d, v in zip(p.drafts, p.vectors, strict=True) if v is not None
+            ]
+            async with self.uow_factory() as uow:
+                now = self.clock.now()
+                doc = await uow.documents.lock(p.document.id)
+                job = await uow.jobs.lock(p.claim.job_id) if doc is not None else None
+                if job is None or not job.holds_lease(p.claim.lease_token):
+                    report.lost += 1
+                    log.warning("lease lost for job %s; discarding vectors", p.claim.job_id)
+                    return
+                job.advance(Stage.STORING, now)
+                if progress is not None:
+                    job.progress = progress
+                changed = await uow.chunks.set_vectors(p.document.id, vectors, model)
+                job.complete(now)
+                await uow.jobs.save(job)
+                await uow.commit()
+        except Exception as exc:
+            await self.fail(p.claim, exc, Stage.STORING, report, p.document)
+            return
+        finally:
+            report.add_time("store", time.perf_counter() - t0)
+        report.completed += 1
+        report.chunks += changed
+        log.info(
+            "re-embedded %s (%s): %d chunks now in %s",
+            p.document.filename,
+            p.document.collection,
+            changed,
+            model,
+            extra={"document_id": str(p.document.id), "job_id": str(p.claim.job_id)},
+        )
 
     def _indexed(self, p: WorkItem, chunks: int, stored: Settlement) -> None:
         """One line per finished document, and its metrics."""

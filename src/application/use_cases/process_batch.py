@@ -17,6 +17,10 @@ shortest remaining documents first, so a one-page upload is searchable within se
 while a 300-page PDF embeds. Progress (pages read, chunks embedded) is written down
 about once a second and logged every `progress_log_every_s` for long documents.
 
+A REEMBED job (cogep-ingest reembed) skips extraction and chunking: its stored chunk
+set is loaded as drafts and goes through the same embedding slices; its store swaps the
+vectors in one fenced transaction (the old ones answer until then).
+
 Every transaction takes its locks in one order: the source key, the document, the
 job, the chunks, the BM25 statistics (the API's DELETE, cancel and reprocess too), so
 the store and the API never deadlock.
@@ -47,7 +51,7 @@ from application.processing.outcomes import BatchReport, Outcomes
 from application.processing.progress import ProgressBook
 from application.processing.schedule import EmbedSchedule, WorkItem
 from domain.errors import NoTextFound, TransientError
-from domain.model import ClaimedJob, Document, RetryPolicy, Stage
+from domain.model import ClaimedJob, Document, JobKind, RetryPolicy, Stage
 
 log = logging.getLogger(__name__)
 
@@ -198,17 +202,23 @@ class ProcessBatchHandler:
         try:
             t0 = time.perf_counter()
             ids = [c.document_id for c in claims]
+            ingest = [c.document_id for c in claims if c.kind is JobKind.INGEST]
             async with self.uow_factory() as uow:
                 docs = await uow.documents.get_many(ids)
-                contents = await uow.documents.contents(ids)
+                contents = await uow.documents.contents(ingest) if ingest else {}
             report.add_time("load", time.perf_counter() - t0)
             for claim in claims:
                 doc = docs.get(claim.document_id)
-                data = contents.pop(claim.document_id, None)
-                if doc is None or data is None:  # deleted while queued: the cascade took the job
+                if doc is None:  # deleted while queued: the cascade took the job
                     report.lost += 1
                     continue
-                item = await self._prepare(claim, doc, data, extractor, report, book)
+                if claim.kind is JobKind.REEMBED:
+                    item = await self._prepare_reembed(claim, doc, report, book)
+                elif (data := contents.pop(claim.document_id, None)) is not None:
+                    item = await self._prepare(claim, doc, data, extractor, report, book)
+                else:
+                    report.lost += 1
+                    continue
                 if item is not None:
                     await queue.put(item)
         finally:
@@ -266,6 +276,25 @@ class ProcessBatchHandler:
         item.add_time("chunk", t3 - t2)
         book.embedding(claim, len(drafts))
         return item
+
+    async def _prepare_reembed(
+        self, claim: ClaimedJob, doc: Document, report: BatchReport, book: ProgressBook
+    ) -> WorkItem | None:
+        """The stored chunk set as drafts, for a job that only embeds again."""
+        if not await self._still_held([claim]):
+            report.cancelled += 1
+            return None
+        try:
+            t0 = time.perf_counter()
+            async with self.uow_factory() as uow:
+                drafts = await uow.chunks.drafts(doc.id)
+            report.add_time("load", time.perf_counter() - t0)
+        except Exception as exc:
+            await self.outcomes.fail(claim, exc, Stage.EMBEDDING, report, doc)
+            return None
+        book.extracting(claim, f"{doc.filename} ({doc.collection}, re-embedding)")
+        book.embedding(claim, len(drafts))
+        return WorkItem(claim, doc, drafts, [None] * len(drafts))
 
     async def _consume(
         self,

@@ -5,6 +5,12 @@ keyword = Portuguese full-text search, accent-insensitive, any of the words, ran
 by how many of the query's terms a chunk holds; hybrid (the default) = reciprocal rank
 fusion of a deeper candidate list from each, counting keyword hits that hold at least
 half of the query's terms.
+
+While a collection is being re-embedded (cogep-ingest reembed) the chunks of the
+previous model keep answering: when a previous model is configured and chunks of it are
+stored, the question is embedded with it too and its nearest chunks are interleaved
+rank by rank with the configured model's (a cosine of one model says nothing next to
+another's). Keyword search reads every chunk whatever its model.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import enum
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from application.ports import Embedder, Reranker, UnitOfWork
@@ -24,6 +31,7 @@ from domain.search import (
     SearchHit,
     SearchMode,
     fuse,
+    interleave,
     keyword_terms,
 )
 
@@ -78,8 +86,15 @@ class SearchChunksHandler:
         candidates: int = 50,
         reranker: Reranker | None = None,
         rerank_candidates: int = 30,
+        previous: Mapping[str, Embedder] | None = None,
+        models_ttl_s: float = 10.0,
     ) -> None:
         self.embedder = embedder
+        # query embedders of earlier models, by model name: their chunks answer until
+        # re-embedded (asked for only while such chunks are stored)
+        self.previous = {k: v for k, v in (previous or {}).items() if k != embedder.model_name}
+        self.models_ttl_s = models_ttl_s
+        self._present: tuple[float, set[str]] | None = None
         self.candidates = candidates  # per list, before fusion
         # optional: the first `rerank_candidates` ranked hits are ordered again by the
         # reranker's scores (off when None)
@@ -113,11 +128,14 @@ class SearchChunksHandler:
         keyword_hits: list[SearchHit] = []
         async with uow:
             if cmd.mode in (SearchMode.VECTOR, SearchMode.HYBRID):
-                vector = await self.embedder.embed_query(query)
-                vector_hits = await uow.chunks.search_by_vector(vector, model, flt, depth)
+                lists = []
+                for name, embedder in [(model, self.embedder), *await self._previous(uow)]:
+                    vector = await embedder.embed_query(query)
+                    lists.append(await uow.chunks.search_by_vector(vector, name, flt, depth))
+                vector_hits = interleave(lists)[:depth]
             if cmd.mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
                 terms = keyword_terms(query)
-                keyword_hits = await uow.chunks.search_by_keywords(terms, model, flt, depth)
+                keyword_hits = await uow.chunks.search_by_keywords(terms, None, flt, depth)
             hits = self._rank(cmd, vector_hits, keyword_hits)
             if self.reranker is not None:
                 hits = await self._rerank(query, hits)
@@ -131,6 +149,17 @@ class SearchChunksHandler:
             took_ms=(time.perf_counter() - t0) * 1000,
             model_name=model,
         )
+
+    async def _previous(self, uow: UnitOfWork) -> list[tuple[str, Embedder]]:
+        """The previous models whose chunks are stored (looked up at most every
+        `models_ttl_s`: a re-embedding that ends is noticed within that)."""
+        if not self.previous:
+            return []
+        now = time.monotonic()
+        if self._present is None or now - self._present[0] > self.models_ttl_s:
+            present = {name for name, _ in await uow.chunks.present_models()}
+            self._present = (now, present)
+        return [(n, e) for n, e in self.previous.items() if n in self._present[1]]
 
     async def _rerank(self, query: str, hits: list[SearchHit]) -> list[SearchHit]:
         """The first candidates in the reranker's order; the rest after them. A

@@ -14,7 +14,7 @@ from entrypoints.api import problems
 from entrypoints.api.gate import RequestGate
 from entrypoints.api.middleware import MetricsMiddleware
 from entrypoints.api.protocol import raise_open_files_limit
-from entrypoints.api.routes import changes, collections, documents, jobs, ops, search
+from entrypoints.api.routes import changes, collections, documents, jobs, models, ops, search
 from entrypoints.container import Container, build_container
 from entrypoints.logging import configure_logging
 
@@ -24,6 +24,7 @@ _WIRED = [
     "entrypoints.api.routes.collections",
     "entrypoints.api.routes.documents",
     "entrypoints.api.routes.jobs",
+    "entrypoints.api.routes.models",
     "entrypoints.api.routes.ops",
     "entrypoints.api.routes.search",
 ]
@@ -69,6 +70,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(changes.router)
     app.include_router(collections.router)
     app.include_router(jobs.router)
+    app.include_router(models.router)
     app.include_router(search.router)
     app.include_router(ops.router)
     if settings.auth_disabled and settings.environment == "production":  # pragma: no cover

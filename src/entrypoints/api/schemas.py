@@ -59,6 +59,11 @@ class JobOut(BaseModel):
     id: uuid.UUID
     document_id: uuid.UUID
     status: IngestionStatus
+    kind: str = Field(
+        default="ingest",
+        description="ingest (extract, chunk, embed) or reembed (the stored chunks embedded "
+        "again with the configured model; they keep answering meanwhile)",
+    )
     stage: str
     attempts: int
     max_attempts: int
@@ -91,6 +96,7 @@ class JobOut(BaseModel):
             id=job.id,
             document_id=job.document_id,
             status=job.status,
+            kind=job.kind.value,
             stage=job.stage.value,
             attempts=job.attempts,
             max_attempts=job.max_attempts,
@@ -250,6 +256,25 @@ class DocumentPatchIn(BaseModel):
         description="a JSON merge patch (RFC 7396) of the metadata: keys set to null "
         "are removed, objects are merged, other values replace",
         examples=[{"orgao": "COGEP", "rascunho": None}],
+    )
+
+
+class ReembedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$",
+        description="only this collection (default: every collection the key reaches)",
+    )
+
+
+class ReembedOut(BaseModel):
+    model: str = Field(description="the configured model the chunks are going to")
+    dim: int
+    queued: int = Field(
+        description="documents sent back to the queue as reembed jobs (their chunks keep "
+        "answering until each is swapped); follow them in /v1/stats (chunks_by_model)"
     )
 
 

@@ -1,12 +1,23 @@
-"""`cogep-ingest mcp`: the platform for assistants over the Model Context Protocol."""
+"""The assistant's side: `cogep-ingest mcp` (the platform over the Model Context
+Protocol) and `cogep-ingest reembed` (the stored chunks into the configured model)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import asyncio
+import time
+from typing import Annotated, Any, Literal
 
 import typer
 
-from entrypoints.cli.common import ApiKeyOpt, ApiUrl, console, read_platform
+from entrypoints.cli.common import (
+    ApiKeyOpt,
+    ApiUrl,
+    api_client,
+    call_api,
+    console,
+    out,
+    read_platform,
+)
 from entrypoints.settings import Settings
 
 
@@ -42,5 +53,46 @@ def mcp(
     uvicorn.run(http_app(url), host=host, port=port, log_level="warning")
 
 
+def reembed(
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="only this collection")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="follow the chunk counts until the queue is done")
+    ] = False,
+    api_url: ApiUrl = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Re-embed every current chunk set into the configured model, in the background
+    (admin key): no extraction again; each document answers with its old vectors until
+    its new ones are swapped in. Run it again to pick up documents busy at the time."""
+    client = api_client(api_url, api_key)
+    done = call_api(client.reembed(collection))
+    console.print(
+        f"{done['queued']} document(s) queued to re-embed into {done['model']} "
+        f"({done['dim']} dimensions)"
+    )
+    if not wait or not done["queued"]:
+        return
+
+    async def follow() -> None:
+        last = ""
+        while True:
+            stats: dict[str, Any] = await client.stats()
+            counts = {m["model"]: m["chunks"] for m in stats["chunks_by_model"]}
+            total = sum(counts.values())
+            line = f"{counts.get(done['model'], 0):,} of {total:,} chunks in {done['model']}"
+            if line != last:
+                out.print(f"{time.strftime('%H:%M:%S')} {line}")
+                last = line
+            busy = stats["jobs"].get("PENDING", 0) + stats["jobs"].get("PROCESSING", 0)
+            if not busy:
+                return
+            await asyncio.sleep(2)
+
+    call_api(follow())
+
+
 def register(app: typer.Typer) -> None:
     app.command("mcp")(mcp)
+    app.command("reembed")(reembed)

@@ -82,6 +82,10 @@ class ApiClient:
         async with self.http() as c:
             return _json(await c.stats())
 
+    async def reembed(self, collection: str | None) -> dict[str, Any]:
+        async with self.http() as c:
+            return _json(await c.reembed(collection))
+
     async def search(self, body: dict[str, Any]) -> dict[str, Any]:
         async with self.http() as c:
             query = body.pop("query")

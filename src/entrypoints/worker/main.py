@@ -15,7 +15,7 @@ from pathlib import Path
 from celery import Celery
 from celery.signals import setup_logging, worker_process_shutdown, worker_shutting_down
 
-from adapters.postgres.orm import EMBEDDING_DIM
+from adapters.postgres.orm import INDEXED_DIMENSIONS
 from domain.errors import DomainError, EmbeddingModelMismatch
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
@@ -67,11 +67,12 @@ def check_embedder(settings: Settings, container: Container | None = None) -> st
     to the first batch (its jobs are retried)."""
     container = container or build_container(settings)
     embedder = container.embedder()
-    if embedder.dimension != EMBEDDING_DIM:
+    if embedder.dimension not in INDEXED_DIMENSIONS:
         raise EmbeddingModelMismatch(
             f"the model {embedder.model_name!r} makes {embedder.dimension}-dimensional vectors; "
-            f"the database column holds {EMBEDDING_DIM} (change EMBEDDING_DIM in the ORM "
-            "module, autogenerate a migration, upgrade, then reprocess)"
+            f"the database indexes {', '.join(map(str, INDEXED_DIMENSIONS))} (add the "
+            "dimension to INDEXED_DIMENSIONS in the ORM module with a migration creating its "
+            "index, upgrade, then `cogep-ingest reembed`)"
         )
     if settings.embedding_backend == "openai":
         try:

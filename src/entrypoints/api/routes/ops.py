@@ -114,18 +114,33 @@ async def prometheus_metrics(
 
 
 def model_warnings(
-    chunks_by_model: Mapping[tuple[str, int], int], model: str, dim: int
+    chunks_by_model: Mapping[tuple[str, int], int],
+    model: str,
+    dim: int,
+    previous: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """Chunks embedded by another model are invisible to this API's vector searches
-    (a query vector is only comparable with vectors of its own model)."""
-    return [
-        f"{n:,} chunks belong to the model {other} ({other_dim} dimensions), not the "
-        f"configured {model} ({dim}): vector and hybrid searches do not see them. "
-        "Reprocess their documents with the configured model, or configure "
-        f"{other} again."
-        for (other, other_dim), n in sorted(chunks_by_model.items())
-        if (other, other_dim) != (model, dim) and n > 0
-    ]
+    """Chunks of another model: answering through the previous model's query embedder
+    while `reembed` runs, or invisible to vector searches (a query vector is only
+    comparable with vectors of its own model)."""
+    warnings = []
+    for (other, other_dim), n in sorted(chunks_by_model.items()):
+        if (other, other_dim) == (model, dim) or n <= 0:
+            continue
+        head = (
+            f"{n:,} chunks belong to the model {other} ({other_dim} dimensions), not the "
+            f"configured {model} ({dim}): "
+        )
+        if other in previous:
+            warnings.append(
+                head + "they answer through the previous model until re-embedded "
+                "(`cogep-ingest reembed`)."
+            )
+        else:
+            warnings.append(
+                head + "vector and hybrid searches do not see them. Run `cogep-ingest "
+                f"reembed`, or set COGEP_PREVIOUS_EMBEDDING to {other} meanwhile."
+            )
+    return warnings
 
 
 @router.get("/v1/stats", response_model=StatsOut, summary="Queue and index statistics")
@@ -143,7 +158,7 @@ async def stats(
         embedding_model=ModelCount(
             model=model, dim=dim, chunks=s.chunks_by_model.get((model, dim), 0)
         ),
-        warnings=model_warnings(s.chunks_by_model, model, dim),
+        warnings=model_warnings(s.chunks_by_model, model, dim, frozenset(search.previous)),
         jobs={k.value: v for k, v in s.jobs_by_status.items()},
         ready=s.ready,
         oldest_pending_age_s=s.oldest_pending_age_s,
