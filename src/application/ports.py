@@ -48,6 +48,7 @@ class DocumentFilter:
     # keyset cursor: (created_at, id) of the last row of the previous page
     after: tuple[datetime, uuid.UUID] | None = None
     within: tuple[str, ...] | None = None  # the caller's collections (None: every one)
+    metadata: Mapping[str, Any] | None = None  # documents whose metadata holds these values
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,12 @@ class JobRepository(Protocol):
     async def counts_by_status(self) -> Mapping[IngestionStatus, int]: ...
 
     async def oldest_pending_created_at(self) -> datetime | None: ...
+
+    async def finished_since(
+        self, since: datetime, within: tuple[str, ...] | None = None
+    ) -> Mapping[IngestionStatus, int]:
+        """Jobs that ended (COMPLETED, FAILED) since then, by status: the throughput."""
+        ...
 
     async def list(
         self,

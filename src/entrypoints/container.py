@@ -28,6 +28,7 @@ from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from adapters.queue.celery_doorbell import CeleryDoorbell, CoalescingDoorbell
 from adapters.ratelimit import RedisRateLimiter
 from adapters.rerank.http import HttpReranker
+from adapters.sessions import RedisSessions
 from application.ports import Embedder, UnitOfWorkFactory
 from application.use_cases.api_keys import ApiKeys, Authenticator
 from application.use_cases.document_lifecycle import DocumentLifecycle
@@ -174,6 +175,9 @@ class Container(containers.DeclarativeContainer):
     # the API coalesces doorbells: many uploads, few messages, never on the request path
     api_doorbell = providers.Singleton(CoalescingDoorbell, inner=doorbell)
     rate_limiter = providers.Singleton(RedisRateLimiter, redis_url=redis_url)
+    console_sessions = providers.Singleton(
+        RedisSessions, redis_url=redis_url, ttl_s=settings.provided.console_session_s
+    )
 
     # -- use cases ------------------------------------------------------------------
     upload_limits = providers.Singleton(

@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     # open connections per API process, idle ones included; past it uvicorn answers 503
     http_max_connections: int = Field(default=4096, ge=1)
     auth_disabled: bool = False  # development convenience; refused in production
+    # the web console (/console): a sign-in lasts this long without use
+    console_session_s: int = Field(default=8 * 3600, ge=60)
 
     # -- observability ----------------------------------------------------------------
     log_level: str = "INFO"

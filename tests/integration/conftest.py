@@ -26,7 +26,7 @@ from application.use_cases.process_batch import BatchReport, ProcessBatch
 from entrypoints.api.app import create_app
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
-from tests.integration.live import wait_until_answering
+from tests.integration.live import running, running_api, wait_until_answering, wait_until_ready
 from tests.integration.services import Services, provide_services, unique_database_name
 from tests.rerank_scorer import scorer_answers
 
@@ -222,6 +222,19 @@ async def keys(container: Container) -> dict[str, str]:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def live_platform(
+    database_url: str, services: Services, clean_db: AsyncEngine, tmp_path: Path
+) -> Iterator[str]:
+    """The API under uvicorn and a Celery worker, as deployed (its URL)."""
+    from tests.integration.oracle import start_worker  # it imports this module
+
+    worker = start_worker("worker", database_url, services.redis_url, tmp_path)
+    with running(worker), running_api(database_url, services.redis_url) as url:
+        wait_until_ready(worker)
+        yield url
 
 
 @pytest.fixture(scope="session")

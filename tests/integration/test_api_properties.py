@@ -278,3 +278,74 @@ def test_any_credentials(api: Api, key: bytes, scheme: bytes) -> None:
 def _path_segment(value: str) -> str:
     """A path segment as a client would send it (percent-encoded)."""
     return quote(value, safe="") or str(uuid.uuid4())
+
+
+class ConsoleBrowser:
+    """The console in-process, signed in with an admin key, cookies kept."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        api.run(self._sign_in())
+
+    async def _sign_in(self) -> None:
+        form = await self.api.client.get("/console/entrar")
+        token = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        r = await self.api.client.post(
+            "/console/entrar", data={"api_key": self.api.key, "csrf": token}
+        )
+        assert r.status_code == 303, r.text
+        page = await self.api.client.get("/console/")
+        self.csrf = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+    def get(self, path: str, params: dict[str, str]) -> httpx.Response:
+        response: httpx.Response = self.api.run(self.api.client.get(path, params=params))
+        return response
+
+    def post(self, path: str, data: dict[str, str]) -> httpx.Response:
+        response: httpx.Response = self.api.run(
+            self.api.client.post(path, data={"csrf": self.csrf, **data})
+        )
+        return response
+
+
+@pytest.fixture(scope="module")
+def console(api: Api) -> ConsoleBrowser:
+    return ConsoleBrowser(api)
+
+
+def no_console_error(r: httpx.Response) -> None:
+    """A page, a redirect, or a refusal with its reason: never a server error."""
+    where = f"{r.request.method} {r.request.url} -> {r.status_code}: {r.text[:300]}"
+    assert r.status_code < 500, where
+    assert "Traceback" not in r.text, where
+
+
+@PROPERTY
+@given(
+    path=st.sampled_from(
+        ["/console/", "/console/documentos", "/console/documentos/linhas", "/console/busca"]
+    ),
+    params=st.fixed_dictionaries(
+        {},
+        optional=dict.fromkeys(("q", "modo", "colecao", "status", "metadados", "aviso"), PARAM),
+    ),
+)
+def test_console_pages_answer_any_query_string(
+    console: ConsoleBrowser, path: str, params: dict[str, str]
+) -> None:
+    no_console_error(console.get(path, params))
+
+
+@PROPERTY
+@given(
+    action=st.sampled_from(["metadados", "cancelar", "nada", "excluir%00"]),
+    document=st.one_of(st.just("doc"), TEXT.map(lambda t: quote(t, safe=""))),
+    metadata=st.one_of(JSON.map(json.dumps), PARAM),
+)
+def test_console_actions_answer_any_form(
+    console: ConsoleBrowser, action: str, document: str, metadata: str
+) -> None:
+    target = console.api.document_id if document == "doc" else document or "x"
+    no_console_error(
+        console.post(f"/console/documentos/{target}/{action}", {"metadados": metadata})
+    )

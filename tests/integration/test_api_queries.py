@@ -203,3 +203,23 @@ async def test_stats_name_the_query_model_and_warn_of_chunks_it_cannot_see(
     (warning,) = stats["warnings"]
     assert "1 chunks belong to the model modelo-antigo (384 dimensions)" in warning
     assert "do not see them" in warning
+
+
+async def test_listing_filters_by_metadata(client: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    for name, meta in (("a.txt", {"orgao": "COGEP", "ano": 2024}), ("b.txt", {"orgao": "SGP"})):
+        r = await client.post(
+            "/v1/documents/text",
+            json={"text": f"Texto de {name}.", "filename": name, "metadata": meta},
+            headers=auth(keys["ingest"]),
+        )
+        assert r.status_code == 201, r.text
+    found = await client.get(
+        "/v1/documents", params={"metadata": '{"orgao": "COGEP"}'}, headers=auth(keys["read"])
+    )
+    assert [d["filename"] for d in found.json()["items"]] == ["a.txt"]
+    none = await client.get(
+        "/v1/documents", params={"metadata": '{"ano": 1999}'}, headers=auth(keys["read"])
+    )
+    assert none.json()["items"] == []
+    bad = await client.get("/v1/documents", params={"metadata": "[1]"}, headers=auth(keys["read"]))
+    assert bad.status_code == 422

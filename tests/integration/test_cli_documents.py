@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,22 +15,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.live import ROOT, running, running_api, wait_until_ready
-from tests.integration.oracle import start_worker
-from tests.integration.services import Services
+from tests.integration.live import ROOT
 from tests.integration.test_version_races import long_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("redis_client")]
-
-
-@pytest.fixture
-def platform(
-    database_url: str, services: Services, clean_db: AsyncEngine, tmp_path: Path
-) -> Iterator[str]:
-    worker = start_worker("worker", database_url, services.redis_url, tmp_path)
-    with running(worker), running_api(database_url, services.redis_url) as url:
-        wait_until_ready(worker)
-        yield url
 
 
 def cli(url: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,7 +56,7 @@ def write(folder: Path, name: str, body: str) -> None:
 
 
 async def test_sync_mirrors_a_folder_and_a_second_run_uploads_nothing(
-    platform: str, keys: dict[str, str], clean_db: AsyncEngine, tmp_path: Path
+    live_platform: str, keys: dict[str, str], clean_db: AsyncEngine, tmp_path: Path
 ) -> None:
     key = keys["admin"]
     folder = tmp_path / "normas"
@@ -78,7 +65,7 @@ async def test_sync_mirrors_a_folder_and_a_second_run_uploads_nothing(
     write(folder, "ponto.txt", "Art. 1º O ponto é eletrônico em todas as unidades.")
     write(folder, ".oculto.txt", "arquivos ocultos não entram")
 
-    first = cli(platform, key, "sync", str(folder), "-c", "pasta")
+    first = cli(live_platform, key, "sync", str(folder), "-c", "pasta")
     assert first.returncode == 0, first.stderr
     assert "3 added, 0 updated, 0 unchanged, 0 deleted, 0 failed" in first.stderr
     assert await versions_by_key(clean_db) == {
@@ -87,7 +74,7 @@ async def test_sync_mirrors_a_folder_and_a_second_run_uploads_nothing(
         "sub/teletrabalho.md": [(1, True)],
     }
 
-    second = cli(platform, key, "sync", str(folder), "-c", "pasta")
+    second = cli(live_platform, key, "sync", str(folder), "-c", "pasta")
     assert second.returncode == 0, second.stderr
     assert "0 added, 0 updated, 3 unchanged, 0 deleted, 0 failed" in second.stderr
     async with clean_db.connect() as conn:
@@ -96,16 +83,16 @@ async def test_sync_mirrors_a_folder_and_a_second_run_uploads_nothing(
     write(folder, "sub/teletrabalho.md", "# Teletrabalho\n\nExige 18 meses de exercício.")
     write(folder, "novo.txt", "Art. 1º O adicional noturno vai das 22h às 5h.")
     (folder / "ponto.txt").unlink()
-    plan = cli(platform, key, "sync", str(folder), "-c", "pasta", "--delete", "--dry-run")
+    plan = cli(live_platform, key, "sync", str(folder), "-c", "pasta", "--delete", "--dry-run")
     assert plan.returncode == 0, plan.stderr
     assert "1 to add, 1 to update, 1 unchanged, 1 to delete" in plan.stderr
     assert "ponto.txt" in plan.stdout and "sub/teletrabalho.md" in plan.stdout
     assert len(await versions_by_key(clean_db)) == 3  # a dry run changes nothing
 
-    without_delete = cli(platform, key, "sync", str(folder), "-c", "pasta")
+    without_delete = cli(live_platform, key, "sync", str(folder), "-c", "pasta")
     assert "1 added, 1 updated, 1 unchanged, 0 deleted, 0 failed" in without_delete.stderr
     assert "ponto.txt" in await versions_by_key(clean_db)  # kept: --delete was not given
-    with_delete = cli(platform, key, "sync", str(folder), "-c", "pasta", "--delete")
+    with_delete = cli(live_platform, key, "sync", str(folder), "-c", "pasta", "--delete")
     assert with_delete.returncode == 0, with_delete.stderr
     assert "0 added, 0 updated, 3 unchanged, 1 deleted, 0 failed" in with_delete.stderr
     assert await versions_by_key(clean_db) == {
@@ -115,25 +102,27 @@ async def test_sync_mirrors_a_folder_and_a_second_run_uploads_nothing(
     }
 
     write(folder, "vazio.txt", "")
-    failing = cli(platform, key, "sync", str(folder), "-c", "pasta")
+    failing = cli(live_platform, key, "sync", str(folder), "-c", "pasta")
     assert failing.returncode == 1
     assert "0 added, 0 updated, 3 unchanged, 0 deleted, 1 failed" in failing.stderr
     assert "vazio.txt" in failing.stdout
 
 
 async def test_list_show_search_filters_cancel_and_delete(
-    platform: str, keys: dict[str, str], clean_db: AsyncEngine, tmp_path: Path
+    live_platform: str, keys: dict[str, str], clean_db: AsyncEngine, tmp_path: Path
 ) -> None:
     key = keys["admin"]
     folder = tmp_path / "docs"
     write(folder, "licenca.txt", "Art. 1º A licença para capacitação dura até três meses.")
     write(folder, "ponto.txt", "Art. 1º O ponto eletrônico registra a jornada do servidor.")
     assert (
-        cli(platform, key, "sync", str(folder), "-c", "pasta", "-m", '{"orgao": "SGP"}').returncode
+        cli(
+            live_platform, key, "sync", str(folder), "-c", "pasta", "-m", '{"orgao": "SGP"}'
+        ).returncode
         == 0
     )
 
-    listed = cli(platform, key, "list", "-c", "pasta", "--json")
+    listed = cli(live_platform, key, "list", "-c", "pasta", "--json")
     assert listed.returncode == 0, listed.stderr
     docs = {d["source_key"]: d for d in json.loads(listed.stdout)}
     assert set(docs) == {"licenca.txt", "ponto.txt"}
@@ -141,34 +130,34 @@ async def test_list_show_search_filters_cancel_and_delete(
         d["status"] == "COMPLETED" and d["metadata"] == {"orgao": "SGP"} for d in docs.values()
     )
 
-    shown = cli(platform, key, "show", docs["licenca.txt"]["id"])
+    shown = cli(live_platform, key, "show", docs["licenca.txt"]["id"])
     assert shown.returncode == 0, shown.stderr
     assert "licenca.txt" in shown.stdout and "versions" in shown.stdout
     assert "capacitação" in shown.stdout  # the chunk preview
 
     only_ponto = cli(
-        platform, key, "search", "licença capacitação", "--json", "-d", docs["ponto.txt"]["id"]
+        live_platform, key, "search", "licença capacitação", "--json", "-d", docs["ponto.txt"]["id"]
     )
     hits = json.loads(only_ponto.stdout)["results"]
     assert hits and {h["document_id"] for h in hits} == {docs["ponto.txt"]["id"]}
-    by_metadata = cli(platform, key, "search", "licença", "--json", "-m", '{"orgao": "COGEP"}')
+    by_metadata = cli(live_platform, key, "search", "licença", "--json", "-m", '{"orgao": "COGEP"}')
     assert json.loads(by_metadata.stdout)["results"] == []
 
-    finished = cli(platform, key, "cancel", docs["ponto.txt"]["id"])
+    finished = cli(live_platform, key, "cancel", docs["ponto.txt"]["id"])
     assert finished.returncode == 1 and "409" in finished.stderr  # nothing to cancel
 
-    gone = cli(platform, key, "delete", docs["ponto.txt"]["id"])
+    gone = cli(live_platform, key, "delete", docs["ponto.txt"]["id"])
     assert gone.returncode == 0, gone.stderr
-    again = cli(platform, key, "show", docs["ponto.txt"]["id"])
+    again = cli(live_platform, key, "show", docs["ponto.txt"]["id"])
     assert again.returncode == 1 and "404" in again.stderr
 
 
 async def test_retry_failed_names_permanent_failures_and_retries_none_of_them(
-    platform: str, keys: dict[str, str], clean_db: AsyncEngine
+    live_platform: str, keys: dict[str, str], clean_db: AsyncEngine
 ) -> None:
     key = keys["admin"]
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=platform, headers=headers, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=live_platform, headers=headers, timeout=30) as http:
         empty = await http.post("/v1/documents/text", json={"text": "   \n\n   "})
         big = await http.post("/v1/documents/text", json={"text": long_text("r", 600)})
         assert empty.status_code == big.status_code == 201
@@ -180,7 +169,7 @@ async def test_retry_failed_names_permanent_failures_and_retries_none_of_them(
                 break
             await asyncio.sleep(0.1)
     assert doc["status"] == "FAILED" and doc["job"]["failure_kind"] == "document"
-    retried = cli(platform, key, "retry", "--failed")
+    retried = cli(live_platform, key, "retry", "--failed")
     assert retried.returncode == 0, retried.stderr
     # the empty text is the document's own fault, the cancel a decision: neither retried
     assert "queued again: 0; permanent, not retried: 2" in retried.stderr
@@ -195,7 +184,7 @@ async def test_retry_failed_names_permanent_failures_and_retries_none_of_them(
 
 
 async def test_reembed_moves_the_chunks_of_another_model_through_the_real_worker(
-    platform: str, keys: dict[str, str], clean_db: AsyncEngine, tmp_path: Path
+    live_platform: str, keys: dict[str, str], clean_db: AsyncEngine, tmp_path: Path
 ) -> None:
     """`cogep-ingest reembed --wait` against the API and a Celery worker: the chunks of
     a document that an earlier model embedded are embedded again by the configured
@@ -203,7 +192,7 @@ async def test_reembed_moves_the_chunks_of_another_model_through_the_real_worker
     folder = tmp_path / "normas"
     write(folder, "ferias.txt", "Art. 1º As férias podem ser parceladas em até três etapas.")
     write(folder, "ponto.txt", "Art. 1º O ponto é eletrônico em todas as unidades.")
-    assert cli(platform, keys["admin"], "sync", str(folder), "-c", "pasta").returncode == 0
+    assert cli(live_platform, keys["admin"], "sync", str(folder), "-c", "pasta").returncode == 0
     async with clean_db.begin() as conn:  # as if an earlier model had embedded one of them
         await conn.execute(
             text(
@@ -211,9 +200,9 @@ async def test_reembed_moves_the_chunks_of_another_model_through_the_real_worker
                 "(SELECT id FROM ai.documents WHERE source_key = 'ferias.txt')"
             )
         )
-    refused = cli(platform, keys["read"], "reembed")
+    refused = cli(live_platform, keys["read"], "reembed")
     assert refused.returncode == 1 and "403" in refused.stdout + refused.stderr
-    moved = cli(platform, keys["admin"], "reembed", "-c", "pasta", "--wait")
+    moved = cli(live_platform, keys["admin"], "reembed", "-c", "pasta", "--wait")
     said = " ".join((moved.stdout + moved.stderr).split())
     assert moved.returncode == 0, said
     assert "1 document(s) queued to re-embed into multilingual-e5-small-q4" in said

@@ -323,6 +323,18 @@ class FakeJobs:
             )
         return claims
 
+    async def finished_since(
+        self, since: datetime, within: tuple[str, ...] | None = None
+    ) -> Mapping[IngestionStatus, int]:
+        counts = {IngestionStatus.COMPLETED: 0, IngestionStatus.FAILED: 0}
+        for job in self.s.jobs.values():
+            doc = self.s.documents.get(job.document_id)
+            if within is not None and (doc is None or doc.collection not in within):
+                continue
+            if job.status in counts and job.finished_at is not None and job.finished_at >= since:
+                counts[job.status] += 1
+        return counts
+
     async def queue_reembed(
         self,
         model_name: str,

@@ -223,6 +223,8 @@ class SqlAlchemyDocumentRepository:
             stmt = stmt.where(documents.c.id.in_(list(flt.ids)))
         if flt.batch is not None:
             stmt = stmt.where(documents.c.batch == flt.batch)
+        if flt.metadata:  # JSONB containment, served by the GIN index on metadata
+            stmt = stmt.where(documents.c.metadata.contains(dict(flt.metadata)))
         if flt.after is not None:
             stmt = stmt.where(tuple_(documents.c.created_at, documents.c.id) < tuple_(*flt.after))
         stmt = stmt.order_by(documents.c.created_at.desc(), documents.c.id.desc()).limit(flt.limit)

@@ -322,6 +322,26 @@ class SqlAlchemyJobRepository:
         ).scalar_one_or_none()
         return value if isinstance(value, datetime) else None
 
+    async def finished_since(
+        self, since: datetime, within: tuple[str, ...] | None = None
+    ) -> Mapping[IngestionStatus, int]:
+        stmt = (
+            select(jobs.c.status, func.count())
+            .where(
+                jobs.c.status.in_([IngestionStatus.COMPLETED, IngestionStatus.FAILED]),
+                jobs.c.finished_at >= since,
+            )
+            .group_by(jobs.c.status)
+        )
+        if within is not None:
+            stmt = stmt.join(documents, documents.c.id == jobs.c.document_id).where(
+                documents.c.collection.in_(within)
+            )
+        counts = {IngestionStatus.COMPLETED: 0, IngestionStatus.FAILED: 0}
+        for status, n in await self.session.execute(stmt):
+            counts[IngestionStatus(status)] = int(n)
+        return counts
+
     async def list(
         self,
         status: IngestionStatus | None,

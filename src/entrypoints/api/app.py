@@ -15,6 +15,7 @@ from entrypoints.api.gate import RequestGate
 from entrypoints.api.middleware import MetricsMiddleware
 from entrypoints.api.protocol import raise_open_files_limit
 from entrypoints.api.routes import changes, collections, documents, jobs, models, ops, search
+from entrypoints.console import app as console
 from entrypoints.container import Container, build_container
 from entrypoints.logging import configure_logging
 
@@ -45,6 +46,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         reranker = container.reranker()
         if reranker is not None:
             await reranker.aclose()
+        await container.console_sessions().aclose()
         await container.engine().dispose()
 
     # Swagger UI and ReDoc from files the installed fastapi-offline package ships: the
@@ -62,7 +64,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.container = container
-    container.wire(modules=_WIRED)
+    container.wire(modules=[*_WIRED, *console.WIRED])
     problems.install(app)
     app.add_middleware(RequestGate, container=container)  # inner: metrics see its answers
     app.add_middleware(MetricsMiddleware)
@@ -73,6 +75,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(search.router)
     app.include_router(ops.router)
+    console.install(app)
     if settings.auth_disabled and settings.environment == "production":  # pragma: no cover
         raise RuntimeError("authentication cannot be disabled in production")
     return app

@@ -31,6 +31,8 @@ from entrypoints.api.problems import (
 from entrypoints.container import Container
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# multipart uploads the route parses as they stream (the API's, and the console's)
+STREAMED_UPLOADS = frozenset({"/v1/documents", "/console/enviar"})
 _NUL = b"%00"  # PostgreSQL text cannot hold it, and no parameter here means anything by it
 
 
@@ -139,7 +141,7 @@ class RequestGate:
     def _limit(self, method: str, path: str) -> tuple[int, bool]:
         """The route's body limit, and whether it is an upload (buffered, reserved)."""
         settings = self.container.settings()
-        if method == "POST" and path == "/v1/documents":
+        if method == "POST" and path in STREAMED_UPLOADS:
             return settings.max_upload_bytes + MULTIPART_OVERHEAD, True
         if method == "POST" and path == "/v1/documents/text":
             # UTF-8 takes at most 4 bytes a character; escapes in JSON are refused past it
@@ -199,7 +201,7 @@ class RequestGate:
                         "too many uploads in progress on this server; retry shortly",
                         {"Retry-After": str(RETRY_AFTER_S)},
                     )
-            if method in _BODY_METHODS and not body.complete and path != "/v1/documents":
+            if method in _BODY_METHODS and not body.complete and path not in STREAMED_UPLOADS:
                 is_json = b"json" in headers.get(b"content-type", b"").lower()
                 inner = await _read_all(counted, is_json)
         except ApiProblem as exc:

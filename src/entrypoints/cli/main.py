@@ -138,7 +138,10 @@ def _run_platform(settings: Settings, worker: bool, stop: threading.Event) -> No
         try:
             supervisor.start()
             supervisor.wait_ready(f"{api_url}/healthz", timeout=60)
-            console.print(f"\n[bold green]cogep-ingest is up[/]  {api_url}  (docs: {api_url}/docs)")
+            console.print(
+                f"\n[bold green]cogep-ingest is up[/]  {api_url}  (docs: {api_url}/docs, "
+                f"console: {api_url}/console)"
+            )
             key_file = settings.data_dir / "admin.key"
             if minted:
                 console.print(

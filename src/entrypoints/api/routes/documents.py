@@ -271,6 +271,13 @@ async def list_documents(
         str | None,
         Query(max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"),
     ] = None,
+    metadata: Annotated[
+        str | None,
+        Query(
+            max_length=4096,
+            description='a JSON object the metadata must hold, e.g. {"orgao": "COGEP"}',
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     documents: Documents = Depends(Provide[Container.documents]),
@@ -283,6 +290,7 @@ async def list_documents(
             include_superseded=include_superseded,
             ids=tuple(ids or ()),
             batch=batch,
+            metadata=_parse_metadata(metadata) or None,
             limit=limit,
             after=decode_cursor(cursor),
         ),

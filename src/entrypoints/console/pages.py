@@ -1,0 +1,341 @@
+"""The console's pages (GET): overview, documents, one document, search; and signing
+in and out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import Response
+
+from adapters.sessions import RedisSessions
+from application.ports import DocumentFilter, UnitOfWorkFactory
+from application.use_cases.api_keys import Authenticator
+from application.use_cases.documents import Documents
+from application.use_cases.search import SearchChunks, SearchChunksHandler
+from application.use_cases.stats import GetStats
+from domain.api_keys import Scope
+from domain.errors import DomainError, InvalidInput
+from domain.model import IngestionStatus
+from domain.search import SearchFilter, SearchMode
+from entrypoints.api.injection import Provide, inject
+from entrypoints.console.web import (
+    BASE,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Viewer,
+    check_csrf,
+    new_login_token,
+    page,
+    redirect,
+    set_cookie,
+    viewer_of,
+)
+from entrypoints.container import Container
+
+router = APIRouter(include_in_schema=False)
+
+@inject
+async def _sessions(
+    sessions: RedisSessions = Depends(Provide[Container.console_sessions]),
+) -> RedisSessions:
+    return sessions
+
+
+@inject
+async def _uow_factory(
+    factory: UnitOfWorkFactory = Depends(Provide[Container.uow_factory]),
+) -> UnitOfWorkFactory:
+    return factory
+
+
+Sessions = Annotated[RedisSessions, Depends(_sessions)]
+UowFactory = Annotated[UnitOfWorkFactory, Depends(_uow_factory)]
+IN_FLIGHT = (IngestionStatus.PENDING, IngestionStatus.PROCESSING)
+
+
+async def current_viewer(request: Request, sessions: Sessions, uow_factory: UowFactory) -> Viewer:
+    return await viewer_of(request, sessions, uow_factory)
+
+
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+
+
+def parse_metadata_filter(raw: str | None) -> dict[str, Any] | None:
+    """The metadata filter as typed in the form: a JSON object, or None when empty."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("o filtro de metadados não é um JSON válido") from None
+    if not isinstance(value, dict):
+        raise InvalidInput('o filtro de metadados deve ser um objeto JSON, como {"orgao": "X"}')
+    return value
+
+
+@router.get("/")
+async def root() -> Response:
+    return redirect(f"{BASE}/")
+
+
+# -- signing in and out -----------------------------------------------------------------
+
+
+@router.get(f"{BASE}/entrar")
+async def sign_in_form(request: Request, erro: str | None = None) -> Response:
+    token = new_login_token()
+    response = page(request, "signin.html", {"viewer": None, "csrf": token, "error": erro})
+    set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 1800)
+    return response
+
+
+@router.post(f"{BASE}/entrar")
+@inject
+async def sign_in(
+    request: Request,
+    sessions: Sessions,
+    api_key: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    authenticator: Authenticator = Depends(Provide[Container.authenticator]),
+) -> Response:
+    check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf)
+    key = await authenticator.authenticate(api_key.strip()) if api_key.strip() else None
+    if key is None:
+        return page(
+            request,
+            "signin.html",
+            {"viewer": None, "csrf": csrf, "error": "Chave desconhecida ou revogada."},
+            status=401,
+        )
+    if not key.allows(Scope.READ):
+        return page(
+            request,
+            "signin.html",
+            {
+                "viewer": None,
+                "csrf": csrf,
+                "error": "Esta chave não tem o escopo de leitura (read) que o console exige.",
+            },
+            status=403,
+        )
+    session_id, _ = await sessions.create(str(key.id), key.prefix)
+    response = redirect(f"{BASE}/")
+    set_cookie(response, request, SESSION_COOKIE, session_id, sessions.ttl_s)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=BASE)
+    return response
+
+
+@router.post(f"{BASE}/sair")
+async def sign_out(
+    viewer: ViewerDep, sessions: Sessions, csrf: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    check_csrf(viewer.session.csrf, csrf)
+    await sessions.delete(viewer.session_id)
+    response = redirect(f"{BASE}/entrar")
+    response.delete_cookie(SESSION_COOKIE, path=BASE)
+    return response
+
+
+# -- overview ---------------------------------------------------------------------------
+
+
+@router.get(f"{BASE}/")
+@inject
+async def overview(
+    request: Request,
+    viewer: ViewerDep,
+    uow_factory: UowFactory,
+    documents: Documents = Depends(Provide[Container.documents]),
+    get_stats: GetStats = Depends(Provide[Container.get_stats]),
+) -> Response:
+    stats = None
+    if viewer.access.everything:
+        stats = await get_stats(uow_factory())
+    collections = await documents.collections(uow_factory(), viewer.access)
+    failures = await documents.listing(
+        DocumentFilter(status=IngestionStatus.FAILED, limit=10), uow_factory(), viewer.access
+    )
+    async with uow_factory() as uow:
+        now = get_stats.clock.now()
+        ended = await uow.jobs.finished_since(now - timedelta(hours=1), viewer.access.within())
+    finished = {status.value: n for status, n in ended.items()}
+    return page(
+        request,
+        "overview.html",
+        {
+            "viewer": viewer,
+            "stats": stats,
+            "collections": collections,
+            "failures": failures,
+            "finished": finished,
+        },
+    )
+
+
+# -- documents --------------------------------------------------------------------------
+
+
+async def _listing(
+    documents: Documents,
+    uow_factory: UnitOfWorkFactory,
+    viewer: Viewer,
+    collection: str | None,
+    status: str | None,
+    metadata: str | None,
+) -> dict[str, Any]:
+    """The documents table's context: the rows, the filters as typed, whether to poll."""
+    views: list[Any] = []
+    error = None
+    try:
+        views = await documents.listing(
+            DocumentFilter(
+                collection=collection or None,
+                status=IngestionStatus(status) if status else None,
+                metadata=parse_metadata_filter(metadata),
+                limit=100,
+            ),
+            uow_factory(),
+            viewer.access,
+        )
+    except (DomainError, ValueError) as exc:
+        error = getattr(exc, "reason", None) or "filtro inválido"
+    return {
+        "viewer": viewer,
+        "views": views,
+        "error": error,
+        "filters": {
+            "colecao": collection or "",
+            "status": status or "",
+            "metadados": metadata or "",
+        },
+        "in_flight": any(v.job and v.job.status in IN_FLIGHT for v in views),
+    }
+
+
+@router.get(f"{BASE}/documentos")
+@inject
+async def documents_page(
+    request: Request,
+    viewer: ViewerDep,
+    uow_factory: UowFactory,
+    colecao: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    metadados: Annotated[str | None, Query(max_length=2000)] = None,
+    aviso: Annotated[str | None, Query(max_length=300)] = None,
+    documents: Documents = Depends(Provide[Container.documents]),
+) -> Response:
+    context = await _listing(documents, uow_factory, viewer, colecao, status, metadados)
+    context["notice"] = aviso
+    context["collections"] = await documents.collections(uow_factory(), viewer.access)
+    context["statuses"] = [s.value for s in IngestionStatus]
+    return page(request, "documents.html", context)
+
+
+@router.get(f"{BASE}/documentos/linhas")
+@inject
+async def document_rows(
+    request: Request,
+    viewer: ViewerDep,
+    uow_factory: UowFactory,
+    colecao: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    metadados: Annotated[str | None, Query(max_length=2000)] = None,
+    documents: Documents = Depends(Provide[Container.documents]),
+) -> Response:
+    """The table's rows alone: the page polls them while a document is in flight."""
+    context = await _listing(documents, uow_factory, viewer, colecao, status, metadados)
+    return page(request, "_rows.html", context)
+
+
+@router.get(f"{BASE}/documentos/{{document_id}}")
+@inject
+async def document_page(
+    request: Request,
+    document_id: uuid.UUID,
+    viewer: ViewerDep,
+    uow_factory: UowFactory,
+    aviso: Annotated[str | None, Query(max_length=300)] = None,
+    documents: Documents = Depends(Provide[Container.documents]),
+) -> Response:
+    try:
+        view = await documents.get(document_id, uow_factory(), viewer.access)
+        versions = await documents.versions(document_id, uow_factory(), viewer.access)
+        chunks = await documents.chunks(document_id, -1, 50, uow_factory(), viewer.access)
+    except DomainError:
+        return page(
+            request, "error.html", {"viewer": viewer, "message": "Documento não encontrado."}, 404
+        )
+    return page(
+        request,
+        "document.html",
+        {
+            "viewer": viewer,
+            "view": view,
+            "doc": view.document,
+            "job": view.job,
+            "versions": versions,
+            "chunks": chunks,
+            "notice": aviso,
+            "metadata_json": json.dumps(view.document.metadata, ensure_ascii=False, indent=2),
+            "in_flight": bool(view.job and view.job.status in IN_FLIGHT),
+        },
+    )
+
+
+# -- search -----------------------------------------------------------------------------
+
+
+@router.get(f"{BASE}/busca")
+@inject
+async def search_page(
+    request: Request,
+    viewer: ViewerDep,
+    uow_factory: UowFactory,
+    q: Annotated[str | None, Query(max_length=2000)] = None,
+    modo: Annotated[str, Query(max_length=10)] = "hybrid",
+    colecao: Annotated[str | None, Query(max_length=100)] = None,
+    metadados: Annotated[str | None, Query(max_length=2000)] = None,
+    search: SearchChunksHandler = Depends(Provide[Container.search]),
+    documents: Documents = Depends(Provide[Container.documents]),
+) -> Response:
+    result, error = None, None
+    if q and q.strip():
+        try:
+            mode = SearchMode(modo)
+            flt = SearchFilter(
+                collection=colecao or None, metadata=parse_metadata_filter(metadados) or {}
+            )
+            result = await search(
+                SearchChunks(q, top_k=10, mode=mode, filter=flt, access=viewer.access),
+                uow_factory(),
+            )
+        except ValueError:
+            error = "modo de busca inválido"
+        except DomainError as exc:
+            error = exc.reason
+    collections = await documents.collections(uow_factory(), viewer.access)
+    return page(
+        request,
+        "search.html",
+        {
+            "viewer": viewer,
+            "result": result,
+            "error": error,
+            "collections": collections,
+            "form": {
+                "q": q or "",
+                "modo": modo,
+                "colecao": colecao or "",
+                "metadados": metadados or "",
+            },
+            "modes": [
+                ("hybrid", "híbrida"),
+                ("vector", "semântica"),
+                ("keyword", "palavras-chave"),
+            ],
+        },
+    )
