@@ -178,3 +178,22 @@ async def test_a_key_limited_to_a_collection_sees_only_it(
     assert (await client.get(f"/console/documentos/{outside}")).status_code == 404
     overview = (await client.get("/console/")).text
     assert "Fila" not in overview  # the queue's counts cover every collection
+
+
+async def test_the_documents_list_pages_with_a_cursor(
+    client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    for i in range(52):
+        await client.post(
+            "/v1/documents/text",
+            json={"text": f"Art. 1º Texto número {i}.", "filename": f"d{i:02}.txt"},
+            headers={"Authorization": f"Bearer {keys['ingest']}"},
+        )
+    await sign_in(client, keys["read"])
+    first = (await client.get("/console/documentos")).text
+    assert first.count("<tr data-document=") == 50 and "d51.txt" in first
+    older = re.search(r'href="(/console/documentos\?[^"]*depois=[^"]+)">Mais antigos', first)
+    assert older is not None
+    second = (await client.get(older.group(1).replace("&amp;", "&"))).text
+    assert second.count("<tr data-document=") == 2 and "d00.txt" in second
+    assert "Mais antigos" not in second and "Mais recentes" in second

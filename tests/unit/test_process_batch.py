@@ -274,3 +274,17 @@ async def test_reprocessing_a_reembed_job_runs_the_whole_pipeline() -> None:
     job.cancel(clock.now())
     job.requeue(clock.now())
     assert job.kind is JobKind.INGEST
+
+
+async def test_a_reembed_job_with_no_stored_chunks_completes_as_it_is() -> None:
+    store, clock = Store(), FakeClock()
+    ids = await enqueue(store, clock, b"texto")
+    await make_handler(store, clock)(ProcessBatch(10, "w1"))
+    await ReembedChunksHandler(FakeEmbedder(name="novo"), FakeQueue(), clock)(
+        ReembedChunks(), FakeUnitOfWork(store)
+    )
+    store.chunks[ids[0]] = []  # as if its chunks were gone by the time it is claimed
+    embedder = FakeEmbedder(name="novo")
+    report = await make_handler(store, clock, embedder=embedder)(ProcessBatch(10, "w1"))
+    assert (report.completed, report.chunks, embedder.calls) == (1, 0, [])
+    assert status_of(store, ids[0]) is IngestionStatus.COMPLETED

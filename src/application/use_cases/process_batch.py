@@ -292,9 +292,13 @@ class ProcessBatchHandler:
         except Exception as exc:
             await self.outcomes.fail(claim, exc, Stage.EMBEDDING, report, doc)
             return None
+        item = WorkItem(claim, doc, drafts, [None] * len(drafts))
+        if not drafts:  # nothing stored to embed again: done as it is
+            await self.outcomes.store_vectors(item, report, None)
+            return None
         book.extracting(claim, f"{doc.filename} ({doc.collection}, re-embedding)")
         book.embedding(claim, len(drafts))
-        return WorkItem(claim, doc, drafts, [None] * len(drafts))
+        return item
 
     async def _consume(
         self,

@@ -22,6 +22,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.model import IngestionStatus
 from domain.search import SearchFilter, SearchMode
 from entrypoints.api.injection import Provide, inject
+from entrypoints.api.schemas import decode_cursor, encode_cursor
 from entrypoints.console.web import (
     BASE,
     LOGIN_CSRF_COOKIE,
@@ -37,6 +38,7 @@ from entrypoints.console.web import (
 from entrypoints.container import Container
 
 router = APIRouter(include_in_schema=False)
+
 
 @inject
 async def _sessions(
@@ -55,6 +57,7 @@ async def _uow_factory(
 Sessions = Annotated[RedisSessions, Depends(_sessions)]
 UowFactory = Annotated[UnitOfWorkFactory, Depends(_uow_factory)]
 IN_FLIGHT = (IngestionStatus.PENDING, IngestionStatus.PROCESSING)
+PAGE_SIZE = 50
 
 
 async def current_viewer(request: Request, sessions: Sessions, uow_factory: UowFactory) -> Viewer:
@@ -186,8 +189,10 @@ async def _listing(
     collection: str | None,
     status: str | None,
     metadata: str | None,
+    after: str | None = None,
 ) -> dict[str, Any]:
-    """The documents table's context: the rows, the filters as typed, whether to poll."""
+    """The documents table's context: a page of rows (newest first, `after` a cursor),
+    the filters as typed, whether to poll, and the cursor of the next page."""
     views: list[Any] = []
     error = None
     try:
@@ -196,21 +201,25 @@ async def _listing(
                 collection=collection or None,
                 status=IngestionStatus(status) if status else None,
                 metadata=parse_metadata_filter(metadata),
-                limit=100,
+                limit=PAGE_SIZE,
+                after=decode_cursor(after),
             ),
             uow_factory(),
             viewer.access,
         )
     except (DomainError, ValueError) as exc:
         error = getattr(exc, "reason", None) or "filtro inválido"
+    last = views[-1].document if len(views) == PAGE_SIZE else None
     return {
         "viewer": viewer,
         "views": views,
         "error": error,
+        "next_cursor": encode_cursor(last.created_at, last.id) if last else None,
         "filters": {
             "colecao": collection or "",
             "status": status or "",
             "metadados": metadata or "",
+            "depois": after or "",
         },
         "in_flight": any(v.job and v.job.status in IN_FLIGHT for v in views),
     }
@@ -225,10 +234,11 @@ async def documents_page(
     colecao: Annotated[str | None, Query(max_length=100)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     metadados: Annotated[str | None, Query(max_length=2000)] = None,
+    depois: Annotated[str | None, Query(max_length=200)] = None,
     aviso: Annotated[str | None, Query(max_length=300)] = None,
     documents: Documents = Depends(Provide[Container.documents]),
 ) -> Response:
-    context = await _listing(documents, uow_factory, viewer, colecao, status, metadados)
+    context = await _listing(documents, uow_factory, viewer, colecao, status, metadados, depois)
     context["notice"] = aviso
     context["collections"] = await documents.collections(uow_factory(), viewer.access)
     context["statuses"] = [s.value for s in IngestionStatus]
@@ -244,10 +254,11 @@ async def document_rows(
     colecao: Annotated[str | None, Query(max_length=100)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     metadados: Annotated[str | None, Query(max_length=2000)] = None,
+    depois: Annotated[str | None, Query(max_length=200)] = None,
     documents: Documents = Depends(Provide[Container.documents]),
 ) -> Response:
     """The table's rows alone: the page polls them while a document is in flight."""
-    context = await _listing(documents, uow_factory, viewer, colecao, status, metadados)
+    context = await _listing(documents, uow_factory, viewer, colecao, status, metadados, depois)
     return page(request, "_rows.html", context)
 
 
