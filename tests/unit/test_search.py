@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from application.use_cases.search import Expand, SearchChunks, SearchChunksHandler
-from domain.errors import InvalidInput
+from domain.errors import EmbeddingUnavailable, InvalidInput
 from domain.model import Chunk, Document, DocumentType, LegalRef
 from domain.search import SearchFilter, SearchHit, SearchMode, fuse, interleave, keyword_terms
 from tests.unit.fakes import FakeEmbedder, FakeUnitOfWork, Store
@@ -254,3 +254,18 @@ class TestExpandAndCitations:
             SearchChunks("parceladas etapas", mode=SearchMode.KEYWORD), FakeUnitOfWork(store)
         )
         assert plain.hits[0].expanded is None
+
+
+async def test_a_previous_model_that_is_down_leaves_the_configured_model_answering() -> None:
+    store = store_with(("rh", "a.txt", ["férias anuais"]), ("rh", "b.txt", ["licença"]))
+    a = next(d for d in store.documents.values() if d.filename == "a.txt")
+    store.chunks[a.id] = [replace(c, model_name="old") for c in store.chunks[a.id]]
+    down = FakeEmbedder(name="old")
+
+    async def unavailable(text: str) -> list[float]:
+        raise EmbeddingUnavailable("the old model's server does not answer")
+
+    down.embed_query = unavailable  # type: ignore[method-assign]
+    handler = SearchChunksHandler(FakeEmbedder(), previous={"old": down})
+    result = await handler(SearchChunks("férias", mode=SearchMode.VECTOR), FakeUnitOfWork(store))
+    assert [h.filename for h in result.hits] == ["b.txt"]

@@ -128,10 +128,15 @@ class SearchChunksHandler:
         keyword_hits: list[SearchHit] = []
         async with uow:
             if cmd.mode in (SearchMode.VECTOR, SearchMode.HYBRID):
-                lists = []
-                for name, embedder in [(model, self.embedder), *await self._previous(uow)]:
-                    vector = await embedder.embed_query(query)
-                    lists.append(await uow.chunks.search_by_vector(vector, name, flt, depth))
+                vector = await self.embedder.embed_query(query)
+                lists = [await uow.chunks.search_by_vector(vector, model, flt, depth)]
+                for name, embedder in await self._previous(uow):
+                    try:  # the previous model only adds answers; without it, fewer
+                        previous = await embedder.embed_query(query)
+                    except EmbeddingUnavailable as exc:
+                        log.warning("previous model %s unavailable: %s", name, exc.reason)
+                        continue
+                    lists.append(await uow.chunks.search_by_vector(previous, name, flt, depth))
                 vector_hits = interleave(lists)[:depth]
             if cmd.mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
                 terms = keyword_terms(query)
