@@ -40,6 +40,17 @@ LAW = (
 CITES_ART_1 = re.compile(r"^arts?\. 1º")
 
 
+DROP_FILES = """
+const [nameA, textA, nameB, textB] = arguments;
+const files = new DataTransfer();
+files.items.add(new File([textA], nameA, {type: "text/plain"}));
+files.items.add(new File([textB], nameB, {type: "text/plain"}));
+const zone = document.getElementById("dropzone");
+zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: files, bubbles: true, cancelable: true}));
+zone.dispatchEvent(new DragEvent("drop", {dataTransfer: files, bubbles: true, cancelable: true}));
+"""
+
+
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
     options = webdriver.ChromeOptions()
@@ -149,16 +160,26 @@ async def test_sign_in_upload_watch_search_and_delete_in_a_real_browser(
     assert "lei-ferias.txt" not in browser.find_element(By.ID, "rows").text
 
 
-async def test_a_read_only_key_sees_no_button_that_would_fail(
+async def test_dropped_files_upload_and_a_read_only_key_sees_no_button_that_would_fail(
     live_platform: str, keys: dict[str, str], browser: WebDriver, tmp_path: Path
 ) -> None:
     sign_in(browser, live_platform, keys["admin"])
     browser.find_element(By.LINK_TEXT, "Documentos").click()
-    law = tmp_path / "ponto.txt"
-    law.write_text("Art. 1º O ponto é eletrônico em todas as unidades.", encoding="utf-8")
-    browser.find_element(By.ID, "up-files").send_keys(str(law))
-    row = (By.XPATH, "//tbody[@id='rows']/tr[td/a[text()='ponto.txt']]")
-    wait(browser, 120).until(ec.text_to_be_present_in_element(row, "concluído"))
+    wait(browser).until(ec.presence_of_element_located((By.ID, "dropzone")))
+    # two files dropped at once on the drop zone (the browser's own drop event, with
+    # the files in its DataTransfer, as a person dragging them from a folder makes it)
+    browser.execute_script(
+        DROP_FILES,
+        "ponto.txt",
+        "Art. 1º O ponto é eletrônico em todas as unidades.",
+        "horario.txt",
+        "Art. 1º O horário de expediente é das 8h às 18h.",
+    )
+    for name in ("ponto.txt", "horario.txt"):
+        row = (By.XPATH, f"//tbody[@id='rows']/tr[td/a[text()='{name}']]")
+        wait(browser, 120).until(ec.text_to_be_present_in_element(row, "concluído"))
+    log = browser.find_element(By.ID, "upload-log").text
+    assert "ponto.txt: enviado" in log and "horario.txt: enviado" in log
     browser.find_element(By.CSS_SELECTOR, "form.signout button").click()
     wait(browser).until(ec.presence_of_element_located((By.ID, "api_key")))
 
