@@ -87,11 +87,16 @@ def _previous_embedders(
         return {}
     backend, _, name = settings.previous_embedding.partition(":")
     if backend == "local":
-        tokenizer = load_tokenizer(name)
+        if name == settings.embedding_variant:
+            if settings.embedding_backend == "local":
+                return {}  # the configured model itself: nothing previous to ask
+        else:  # another vocabulary: its own tokenizer (the configured one is reused)
+            tokenizer = load_tokenizer(name)
+            counter = BlasE5TokenCounter(tokenizer)
         local = settings.model_copy(
             update={"embedding_backend": "local", "embedding_variant": name}
         )
-        embedder = _embedder(local, BlasE5TokenCounter(tokenizer), tokenizer)
+        embedder = _embedder(local, counter, tokenizer)
     else:
         remote = settings.model_copy(
             update={

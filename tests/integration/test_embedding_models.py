@@ -26,15 +26,8 @@ from entrypoints.api.app import create_app
 from entrypoints.container import Container
 from tests.integration.conftest import auth, make_settings, shared_model_container
 from tests.integration.services import Services
+from tests.integration.test_rerank import QUESTION, TEXTS
 
-TEXTS = [
-    "Art. 1º O servidor fará jus a trinta dias de férias por exercício.",
-    "Art. 2º As férias podem ser parceladas em até três etapas, a pedido do servidor.",
-    "Art. 3º O auxílio-alimentação será pago em pecúnia, mensalmente.",
-    "Art. 4º A licença para capacitação é de até três meses a cada quinquênio.",
-    "Art. 5º O adicional de férias corresponde a um terço da remuneração.",
-]
-QUESTION = "posso dividir minhas férias em partes?"
 ANSWER = "parceladas em até três etapas"
 
 
@@ -96,6 +89,16 @@ async def chunk_rows(engine: AsyncEngine) -> list[tuple[Any, ...]]:
             text("SELECT id, document_id, position, text FROM ai.chunks ORDER BY id")
         )
         return [tuple(r) for r in rows]
+
+
+async def ordered_plan(engine: AsyncEngine, sql: str, params: dict[str, Any] | None = None) -> str:
+    """The plan of `sql` as a large table gets it: with a handful of rows the planner
+    would scan and sort them, so sequential scans and sorts are ruled out."""
+    async with engine.begin() as conn:
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        await conn.execute(text("SET LOCAL enable_sort = off"))
+        rows = await conn.execute(text("EXPLAIN " + sql), params or {})
+        return "\n".join(r[0] for r in rows)
 
 
 async def search(c: httpx.AsyncClient, key: str, mode: str, top_k: int = 3) -> list[dict[str, Any]]:
@@ -231,38 +234,23 @@ async def test_a_model_of_another_dimension_lives_beside_the_old_one(
 
     # the query a 256-dimensional model makes is served by that dimension's own index
     query = "[" + ",".join(["0.0625"] * 256) + "]"
-    # (five rows: the planner would sort them; an ordered scan is what a large table gets)
-    async with clean_db.begin() as conn:
-        await conn.execute(text("SET LOCAL enable_seqscan = off"))
-        await conn.execute(text("SET LOCAL enable_sort = off"))
-        plan = "\n".join(
-            r[0]
-            for r in await conn.execute(
-                text(
-                    "EXPLAIN SELECT c.id FROM ai.chunks c WHERE c.embedding_dim = 256 "
-                    "AND c.model_name = 'e5-small-256' "
-                    "ORDER BY (c.embedding::vector(256)) <=> CAST(:q AS vector(256)) LIMIT 5"
-                ),
-                {"q": query},
-            )
-        )
+    plan = await ordered_plan(
+        clean_db,
+        "SELECT c.id FROM ai.chunks c WHERE c.embedding_dim = 256 "
+        "AND c.model_name = 'e5-small-256' "
+        "ORDER BY (c.embedding::vector(256)) <=> CAST(:q AS vector(256)) LIMIT 5",
+        {"q": query},
+    )
     assert "ix_chunks_embedding_256_hnsw" in plan, plan
 
 
 async def test_a_claim_uses_the_pending_index(clean_db: AsyncEngine) -> None:
-    async with clean_db.begin() as conn:
-        await conn.execute(text("SET LOCAL enable_seqscan = off"))
-        await conn.execute(text("SET LOCAL enable_sort = off"))
-        plan = "\n".join(
-            r[0]
-            for r in await conn.execute(
-                text(
-                    "EXPLAIN SELECT id FROM ai.ingestion_queue "
-                    "WHERE status = CAST('PENDING' AS ai.ingestionstatus) "
-                    "ORDER BY kind, created_at LIMIT 8 FOR UPDATE SKIP LOCKED"
-                )
-            )
-        )
+    plan = await ordered_plan(
+        clean_db,
+        "SELECT id FROM ai.ingestion_queue "
+        "WHERE status = CAST('PENDING' AS ai.ingestionstatus) "
+        "ORDER BY kind, created_at LIMIT 8 FOR UPDATE SKIP LOCKED",
+    )
     assert "ix_ingestion_queue_pending_kind_created_at" in plan, plan
 
 

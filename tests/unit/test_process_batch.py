@@ -243,6 +243,10 @@ async def test_reembed_swaps_the_vectors_without_extracting_again() -> None:
     assert [c.text for c in store.chunks[ids[0]]] == ["um", "dois"]
     assert all(c.model_name == "novo" for i in ids for c in store.chunks[i])
     assert all(status_of(store, i) is IngestionStatus.COMPLETED for i in ids)
+    # its progress counts chunks embedded, and no reading of pages that never happened
+    progress = next(j for j in store.jobs.values() if j.document_id == ids[0]).progress
+    assert progress is not None and progress.extract_started_at is None
+    assert (progress.chunks_done, progress.chunks_total) == (2, 2)
     # nothing left to move: a second run queues nothing
     again = await ReembedChunksHandler(new_model, FakeQueue(), clock)(
         ReembedChunks(), FakeUnitOfWork(store)

@@ -43,10 +43,15 @@ class ProgressBook:
     # -- updates ----------------------------------------------------------------------
 
     def extracting(self, claim: ClaimedJob, label: str) -> None:
+        self._start(claim, label, JobProgress().extracting(self.clock.now()))
+
+    def reembedding(self, claim: ClaimedJob, label: str, total_chunks: int) -> None:
+        """A job that only embeds its stored chunks again: no pages to read."""
+        self._start(claim, label, JobProgress().embedding(total_chunks, self.clock.now()))
+
+    def _start(self, claim: ClaimedJob, label: str, progress: JobProgress) -> None:
         now = time.monotonic()
-        self._entries[claim.job_id] = _Entry(
-            claim, label, JobProgress().extracting(self.clock.now()), logged_at=now, started=now
-        )
+        self._entries[claim.job_id] = _Entry(claim, label, progress, logged_at=now, started=now)
 
     def pages(self, claim: ClaimedJob, done: int, total: int) -> None:
         entry = self._entries.get(claim.job_id)

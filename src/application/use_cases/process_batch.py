@@ -296,8 +296,7 @@ class ProcessBatchHandler:
         if not drafts:  # nothing stored to embed again: done as it is
             await self.outcomes.store_vectors(item, report, None)
             return None
-        book.extracting(claim, f"{doc.filename} ({doc.collection}, re-embedding)")
-        book.embedding(claim, len(drafts))
+        book.reembedding(claim, f"{doc.filename} ({doc.collection}, re-embedding)", len(drafts))
         return item
 
     async def _consume(

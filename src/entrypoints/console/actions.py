@@ -5,7 +5,6 @@ notice on the page it came from, never as a half-done change."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -25,7 +24,14 @@ from entrypoints.api.deps import read_upload_form
 from entrypoints.api.injection import Provide, inject
 from entrypoints.api.problems import ApiProblem
 from entrypoints.console.pages import UowFactory, ViewerDep
-from entrypoints.console.web import BASE, SECURITY_HEADERS, Viewer, check_csrf, redirect
+from entrypoints.console.web import (
+    BASE,
+    SECURITY_HEADERS,
+    Viewer,
+    check_csrf,
+    metadata_object,
+    redirect,
+)
 from entrypoints.container import Container
 from entrypoints.settings import Settings
 
@@ -73,23 +79,18 @@ async def upload(
         form = await read_upload_form(
             request, settings.max_upload_bytes, settings.max_metadata_bytes
         )
-        metadata = json.loads(form.metadata_json) if form.metadata_json else {}
-        if not isinstance(metadata, dict):
-            raise InvalidInput("os metadados devem ser um objeto JSON")
         result = await handler(
             EnqueueDocument(
                 data=form.data,
                 filename=form.filename,
                 declared_type=form.content_type,
                 collection=form.collection or None,
-                metadata=metadata,
+                metadata=metadata_object(form.metadata_json) or {},
                 client_id=viewer.client_id,
                 access=viewer.access,
             ),
             uow_factory(),
         )
-    except ValueError:
-        return _refused(422, "os metadados não são um JSON válido")
     except DomainError as exc:
         return _refused(422, exc.reason)
     except ApiProblem as exc:
@@ -179,12 +180,7 @@ async def _edit_metadata(
     if not viewer.can_ingest:
         return _back(document_id, "Editar metadados exige o escopo ingest.")
     try:
-        wanted = json.loads(metadados or "{}")
-    except ValueError:
-        return _back(document_id, "Os metadados não são um JSON válido; nada mudou.")
-    if not isinstance(wanted, dict):
-        return _back(document_id, "Os metadados devem ser um objeto JSON; nada mudou.")
-    try:
+        wanted = metadata_object(metadados) or {}
         view = await documents.get(document_id, uow_factory(), viewer.access)
         patch = diff_patch(view.document.metadata, wanted)
         await documents.update_metadata(document_id, patch, uow_factory(), viewer.access)

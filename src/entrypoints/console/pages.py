@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from application.use_cases.documents import Documents
 from application.use_cases.search import SearchChunks, SearchChunksHandler
 from application.use_cases.stats import GetStats
 from domain.api_keys import Scope
-from domain.errors import DomainError, InvalidInput
+from domain.errors import DomainError
 from domain.model import IngestionStatus
 from domain.search import SearchFilter, SearchMode
 from entrypoints.api.injection import Provide, inject
@@ -29,6 +30,7 @@ from entrypoints.console.web import (
     SESSION_COOKIE,
     Viewer,
     check_csrf,
+    metadata_object,
     new_login_token,
     page,
     redirect,
@@ -65,19 +67,6 @@ async def current_viewer(request: Request, sessions: Sessions, uow_factory: UowF
 
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
-
-
-def parse_metadata_filter(raw: str | None) -> dict[str, Any] | None:
-    """The metadata filter as typed in the form: a JSON object, or None when empty."""
-    if not raw or not raw.strip():
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise InvalidInput("o filtro de metadados não é um JSON válido") from None
-    if not isinstance(value, dict):
-        raise InvalidInput('o filtro de metadados deve ser um objeto JSON, como {"orgao": "X"}')
-    return value
 
 
 @router.get("/")
@@ -182,14 +171,18 @@ async def overview(
 # -- documents --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ListingQuery:
+    """The documents table's query string: the filters as typed, and the page."""
+
+    colecao: Annotated[str | None, Query(max_length=100)] = None
+    status: Annotated[str | None, Query(max_length=20)] = None
+    metadados: Annotated[str | None, Query(max_length=2000)] = None
+    depois: Annotated[str | None, Query(max_length=200)] = None
+
+
 async def _listing(
-    documents: Documents,
-    uow_factory: UnitOfWorkFactory,
-    viewer: Viewer,
-    collection: str | None,
-    status: str | None,
-    metadata: str | None,
-    after: str | None = None,
+    documents: Documents, uow_factory: UnitOfWorkFactory, viewer: Viewer, query: ListingQuery
 ) -> dict[str, Any]:
     """The documents table's context: a page of rows (newest first, `after` a cursor),
     the filters as typed, whether to poll, and the cursor of the next page."""
@@ -198,11 +191,11 @@ async def _listing(
     try:
         views = await documents.listing(
             DocumentFilter(
-                collection=collection or None,
-                status=IngestionStatus(status) if status else None,
-                metadata=parse_metadata_filter(metadata),
+                collection=query.colecao or None,
+                status=IngestionStatus(query.status) if query.status else None,
+                metadata=metadata_object(query.metadados),
                 limit=PAGE_SIZE,
-                after=decode_cursor(after),
+                after=decode_cursor(query.depois),
             ),
             uow_factory(),
             viewer.access,
@@ -216,10 +209,10 @@ async def _listing(
         "error": error,
         "next_cursor": encode_cursor(last.created_at, last.id) if last else None,
         "filters": {
-            "colecao": collection or "",
-            "status": status or "",
-            "metadados": metadata or "",
-            "depois": after or "",
+            "colecao": query.colecao or "",
+            "status": query.status or "",
+            "metadados": query.metadados or "",
+            "depois": query.depois or "",
         },
         "in_flight": any(v.job and v.job.status in IN_FLIGHT for v in views),
     }
@@ -231,14 +224,11 @@ async def documents_page(
     request: Request,
     viewer: ViewerDep,
     uow_factory: UowFactory,
-    colecao: Annotated[str | None, Query(max_length=100)] = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    metadados: Annotated[str | None, Query(max_length=2000)] = None,
-    depois: Annotated[str | None, Query(max_length=200)] = None,
+    query: Annotated[ListingQuery, Depends()],
     aviso: Annotated[str | None, Query(max_length=300)] = None,
     documents: Documents = Depends(Provide[Container.documents]),
 ) -> Response:
-    context = await _listing(documents, uow_factory, viewer, colecao, status, metadados, depois)
+    context = await _listing(documents, uow_factory, viewer, query)
     context["notice"] = aviso
     context["collections"] = await documents.collections(uow_factory(), viewer.access)
     context["statuses"] = [s.value for s in IngestionStatus]
@@ -251,14 +241,11 @@ async def document_rows(
     request: Request,
     viewer: ViewerDep,
     uow_factory: UowFactory,
-    colecao: Annotated[str | None, Query(max_length=100)] = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    metadados: Annotated[str | None, Query(max_length=2000)] = None,
-    depois: Annotated[str | None, Query(max_length=200)] = None,
+    query: Annotated[ListingQuery, Depends()],
     documents: Documents = Depends(Provide[Container.documents]),
 ) -> Response:
     """The table's rows alone: the page polls them while a document is in flight."""
-    context = await _listing(documents, uow_factory, viewer, colecao, status, metadados, depois)
+    context = await _listing(documents, uow_factory, viewer, query)
     return page(request, "_rows.html", context)
 
 
@@ -318,7 +305,7 @@ async def search_page(
         try:
             mode = SearchMode(modo)
             flt = SearchFilter(
-                collection=colecao or None, metadata=parse_metadata_filter(metadados) or {}
+                collection=colecao or None, metadata=metadata_object(metadados) or {}
             )
             result = await search(
                 SearchChunks(q, top_k=10, mode=mode, filter=flt, access=viewer.access),

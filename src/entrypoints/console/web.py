@@ -11,6 +11,7 @@ and is refused without it. Pages show only the actions the key's scopes allow.
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import secrets
 import unicodedata
@@ -28,7 +29,9 @@ from adapters.sessions import ConsoleSession, RedisSessions
 from application.ports import UnitOfWorkFactory
 from domain.access import Access
 from domain.api_keys import ApiKey, Scope
+from domain.errors import InvalidInput
 from domain.legal import fold
+from domain.search import keyword_terms
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "cogep_console"
@@ -100,6 +103,20 @@ async def viewer_of(
     return Viewer(key, session, session_id)
 
 
+def metadata_object(raw: str | None) -> dict[str, Any] | None:
+    """Metadata as typed in a console form (a filter, an upload, the editor): a JSON
+    object, or None when the field is empty."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("os metadados não são um JSON válido") from None
+    if not isinstance(value, dict):
+        raise InvalidInput('os metadados devem ser um objeto JSON, como {"orgao": "X"}')
+    return value
+
+
 def check_csrf(expected: str, sent: str | None) -> None:
     if not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
         raise CsrfRejected
@@ -140,44 +157,44 @@ def set_cookie(response: Response, request: Request, name: str, value: str, max_
 # -- presentation helpers (Jinja filters) --------------------------------------------------
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# what PostgreSQL's Portuguese configuration drops as stop words of three letters or
+# more (shorter words are never marked); question words come from domain.search
 _STOP = frozenset(
     [
-        "a",
-        "o",
-        "as",
-        "os",
-        "de",
-        "da",
-        "do",
-        "das",
+        "que",
+        "com",
+        "por",
+        "para",
+        "uma",
+        "uns",
+        "umas",
         "dos",
-        "e",
-        "em",
-        "no",
-        "na",
+        "das",
         "nos",
         "nas",
-        "um",
-        "uma",
-        "para",
-        "por",
-        "com",
-        "que",
-        "se",
-        "ao",
-        "aos",
+        "num",
+        "numa",
+        "pelo",
+        "pela",
+        "pelos",
+        "pelas",
         "sobre",
         "como",
-        "qual",
-        "quais",
-        "quando",
-        "onde",
-        "posso",
-        "pode",
-        "minha",
+        "seu",
+        "sua",
+        "seus",
+        "suas",
         "meu",
-        "minhas",
+        "minha",
         "meus",
+        "minhas",
+        "ele",
+        "ela",
+        "eles",
+        "elas",
+        "isso",
+        "esta",
+        "este",
     ]
 )
 
@@ -192,7 +209,8 @@ def _fold(word: str) -> str:
 def highlight(body: str, query: str) -> Markup:
     """The text, escaped, with the words that match the query's words marked (accents
     and case ignored; a word matches by its first five letters, as stems do)."""
-    stems = {_fold(w)[:5] for w in _WORD.findall(query) if len(w) >= 3 and _fold(w) not in _STOP}
+    words = _WORD.findall(keyword_terms(query))  # question words out, as keyword search does
+    stems = {_fold(w)[:5] for w in words if len(w) >= 3 and _fold(w) not in _STOP}
     if not stems:
         return escape(body)
     parts: list[Markup] = []
