@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres import keyword_index
@@ -169,31 +170,126 @@ async def test_a_narrow_filter_never_starves_the_keyword_ranking(
     assert [h.document_id for h in hits] == [lone.id]
 
 
-async def test_common_terms_seed_no_candidates_but_still_score_them(
+# BM25 computed from the chunks themselves, every chunk scored: what the bounded read
+# must equal. Written apart from bm25_sql on purpose (no postings, no impact column).
+EXACT_BM25 = text(
+    f"""
+    WITH q AS (SELECT DISTINCT u.lexeme AS term FROM unnest(to_tsvector('portuguese', translate(:text, :from, :to))) u),
+    n AS (SELECT count(*)::float8 AS n FROM ai.chunks),
+    tf AS (
+        SELECT c.id, c.keyword_length AS len, u.lexeme AS term,
+               coalesce(cardinality(u.positions), 1) AS tf
+        FROM ai.chunks c, unnest(c.search_vector) u WHERE u.lexeme IN (SELECT term FROM q)
+    ),
+    df AS (SELECT term, count(*)::float8 AS df FROM tf GROUP BY term)
+    SELECT tf.id, sum(ln(1 + (n.n - df.df + 0.5) / (df.df + 0.5)) * tf.tf * 2.2
+                      / (tf.tf + 1.2 * (1 - 0.75 + 0.75 * tf.len / {keyword_index.BM25_AVGDL})))
+           AS score
+    FROM tf JOIN df USING (term) CROSS JOIN n
+    GROUP BY tf.id ORDER BY score DESC, tf.id
+    """
+)
+
+
+async def test_the_bounded_read_answers_exactly_what_scoring_every_chunk_answers(
     uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # 240 chunks of a small vocabulary: common and rare words, repeated and in chunks
+    # of every length, so term lists are long and impacts spread out
+    rng = np.random.default_rng(7)
+    vocab = [
+        "servidor",
+        "servidor",
+        "servidor",
+        "cargo",
+        "cargo",
+        "férias",
+        "licença",
+        "prazo",
+        "recurso",
+        "abono",
+        "posse",
+        "vencimento",
+        "gratificação",
+        "remoção",
+    ]
+    docs = [document(f"d{i}.txt") for i in range(12)]
+    for doc in docs:
+        texts = [" ".join(rng.choice(vocab, size=int(rng.integers(1, 40)))) for _ in range(20)]
+        await store(uow_factory, doc, texts)
+    # read two postings per term first, doubling: most answers need several rounds
+    monkeypatch.setattr(keyword_index, "FIRST_DEPTH", 2)
+    monkeypatch.setattr(keyword_index, "DEPTH_GROWTH", 2)
+    import adapters.postgres.chunks as chunk_repository
+
+    monkeypatch.setattr(chunk_repository, "FIRST_DEPTH", 2)
+    monkeypatch.setattr(chunk_repository, "DEPTH_GROWTH", 2)
+    depths: list[int] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "ai.keyword_postings p" in statement and isinstance(parameters, tuple | list):
+            depths.append(1)
+
+    event.listen(clean_db.sync_engine, "before_cursor_execute", record)
+    try:
+        for query in [
+            "servidor",
+            "servidor cargo",
+            "férias recurso servidor",
+            "abono posse vencimento gratificação remoção",
+            "prazo licença",
+        ]:
+            for limit in (1, 5, 20):
+                async with uow_factory() as uow:
+                    hits = await uow.chunks.search_by_keywords(query, None, SearchFilter(), limit)
+                async with clean_db.connect() as conn:
+                    exact = list(await conn.execute(EXACT_BM25, keyword_index.bm25_params(query)))
+                assert len(hits) == min(limit, len(exact)), query
+                # the same scores, in order (equal scores may come in either order)
+                assert [h.score for h in hits] == pytest.approx(
+                    [float(r.score) for r in exact[:limit]], rel=1e-5
+                ), query
+                best = {
+                    r.id for r in exact if float(r.score) > float(exact[len(hits) - 1].score) + 1e-6
+                }
+                assert best <= {h.chunk_id for h in hits}, query
+    finally:
+        event.remove(clean_db.sync_engine, "before_cursor_execute", record)
+    assert len(depths) > 15 * 1.5  # many answers needed more than one read
+
+
+async def test_a_rare_word_is_answered_without_reading_a_common_words_postings(
+    uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
+) -> None:
     for i in range(30):
-        await store(uow_factory, document(f"common{i}.txt"), [f"servidor público número {i}"])
+        await store(uow_factory, document(f"common{i}.txt"), [f"servidor público número {i}"] * 20)
     both = document("both.txt")
     await store(uow_factory, both, ["O servidor tem prazo de recurso de dez dias."])
     rare_only = document("rare.txt")
-    await store(uow_factory, rare_only, ["O prazo de recurso é de dez dias."])
+    await store(uow_factory, rare_only, ["O prazo de recurso é de dez dias corridos."])  # as long
+    async with uow_factory() as uow:  # 602 chunks hold "servidor", 2 "recurso"
+        hits = await uow.chunks.search_by_keywords("servidor recurso", None, SearchFilter(), 2)
+        plan = await uow.session.execute(  # type: ignore[attr-defined]
+            text(
+                "EXPLAIN (ANALYZE, FORMAT JSON) "
+                + keyword_index.bm25_sql("d.is_current").replace("{columns}", "c.id AS chunk_id")
+            ),
+            {**keyword_index.bm25_params("servidor recurso"), "k": 2, "depth": 4},
+        )
+    assert [h.filename for h in hits] == ["both.txt", "rare.txt"]
+    assert hits[0].coverage == 1.0
+    assert hits[1].coverage == 0.5
+    # four postings of each term were read (the index, best first), not 602
+    read = [
+        node["Actual Rows"]
+        for node in walk(plan.scalar_one()[0]["Plan"])
+        if node.get("Index Name") == "ix_keyword_postings_term_impact"
+    ]
+    assert read and max(read) <= 4
 
-    async def ranked() -> list[tuple[str, float]]:
-        async with uow_factory() as uow:
-            hits = await uow.chunks.search_by_keywords(
-                "servidor recurso", MODEL, SearchFilter(), 50
-            )
-        return [(h.filename, h.score) for h in hits]
 
-    exact = await ranked()  # 32 chunks: no term is common under the default thresholds
-    assert len(exact) == 32
-    monkeypatch.setattr(keyword_index, "COMMON_MIN_DF", 5)
-    monkeypatch.setattr(keyword_index, "COMMON_SHARE", 0.5)  # "servidor" is in 31 of 32
-    pruned = await ranked()
-    assert [name for name, _ in pruned] == ["both.txt", "rare.txt"]
-    # the candidates keep their exact scores, the common term's share included
-    assert dict(pruned) == pytest.approx({name: s for name, s in exact if name in dict(pruned)})
-    async with uow_factory() as uow:  # a query of common terms only still answers
-        alone = await uow.chunks.search_by_keywords("servidor", MODEL, SearchFilter(), 50)
-    assert len(alone) == 31
+def walk(node: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [node]
+    for child in node.get("Plans", []):
+        out.extend(walk(child))
+    return out

@@ -7,8 +7,12 @@ article below chunks that merely repeat a common word (bench/retrieval.py).
 
 - Terms are the lexemes of the chunk's ``search_vector`` (Portuguese stemming, stop
   words dropped, accents folded), so the query side and the index side agree.
-- ``keyword_postings(term, chunk_id, tf, length)``: one row per term of a chunk, with
-  the chunk's length copied in, so a query scores from the postings alone.
+- ``keyword_postings(term, chunk_id, document_id, tf, impact)``: one row per term of a
+  chunk, with its share of a BM25 score before the term's idf (``impact``, from tf and
+  the chunk's length) and the chunk's document (for filters), indexed by
+  ``(term, impact DESC)``: a query reads each term's best postings first and stops
+  when the rest cannot change its top k (``bm25_sql``), so its cost does not grow
+  with how many chunks hold a word.
 - ``keyword_terms(term, shard, df)`` and ``keyword_stats(shard, chunks, tokens)``:
   document frequencies and corpus size, updated by net deltas in term order (one
   lock order: no deadlocks), split in shards by document so concurrent stores of
@@ -30,10 +34,22 @@ from adapters.postgres.orm import KEYWORD_SHARDS, TEXT_SEARCH_CONFIG, UNACCENT_F
 
 BM25_K1 = 1.2
 BM25_B = 0.75
-# a term held by more chunks than both of these seeds no candidates (see bm25_sql);
-# below 10,000 chunks no term is that common, so small indexes rank exactly
-COMMON_SHARE = 0.05
-COMMON_MIN_DF = 10_000
+# The length a chunk is normalised against. BM25 uses the corpus' average; here it is
+# fixed, so each posting's share of the score (its impact) is known when it is written
+# and postings can be indexed in impact order. The chunker bounds chunk sizes and the
+# context it adds (heading, the norm's ementa), so the average is a property of the
+# chunker more than of the corpus: 92.3 lexemes over the 7,609 indexed chunks of the
+# development laws. Stored impacts depend on these three numbers: changing one is a
+# migration that recomputes them (see 0010).
+BM25_AVGDL = 92.0
+# postings read per term at first, the growth when that is not enough to be exact, and
+# the most read by one query over all its terms (then the best found is answered)
+FIRST_DEPTH = 256
+DEPTH_GROWTH = 8
+MAX_READ = 400_000
+IMPACT_SQL = (
+    f"(tf * {BM25_K1 + 1} / (tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * length / {BM25_AVGDL})))"
+)
 
 
 def shard_of(document_id: uuid.UUID) -> int:
@@ -81,12 +97,16 @@ _LENGTHS = text(
     """
 )
 _POSTINGS = text(
-    """
-    INSERT INTO ai.keyword_postings (term, chunk_id, tf, length)
-    SELECT u.lexeme, c.id, coalesce(cardinality(u.positions), 1), c.keyword_length
-    FROM ai.chunks c, unnest(c.search_vector) AS u
-    WHERE c.document_id = :document_id
-    """
+    f"""
+    INSERT INTO ai.keyword_postings (term, chunk_id, document_id, tf, impact)
+    SELECT term, chunk_id, document_id, tf, {IMPACT_SQL}
+    FROM (
+        SELECT u.lexeme AS term, c.id AS chunk_id, c.document_id,
+               coalesce(cardinality(u.positions), 1) AS tf, c.keyword_length AS length
+        FROM ai.chunks c, unnest(c.search_vector) AS u
+        WHERE c.document_id = :document_id
+    ) AS p
+    """  # noqa: S608 - fixed constants
 )
 
 
@@ -147,38 +167,40 @@ class KeywordIndex:
             )
 
 
-def bm25_sql(where: str, narrowed: bool) -> str:
-    """Chunks ranked by BM25 for the query's lexemes (any of them), best first.
+def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
+    """The best ``:k`` chunks by BM25 for the query's lexemes (any of them), read from
+    each term's postings in impact order, at most ``:depth`` per term.
 
-    Candidates are the chunks holding one of the query's terms, except that a very
-    common term (in more than COMMON_SHARE of the chunks and more than COMMON_MIN_DF)
-    does not bring candidates of its own while rarer terms do: its postings are read
-    only for the candidates, so a large index never scores every chunk that holds
-    "servidor". Each candidate gets its full BM25 score; the best `candidates` go on.
-    Under a filter, candidates are first restricted to the filtered chunks, so a
-    narrow filter never starves the answer.
+    Threshold algorithm with candidate pruning (Fagin's TA and NRA over impact-ordered
+    lists): a chunk's BM25 score is the sum of ``idf * impact`` over the query terms it
+    holds, so a chunk none of whose postings was among the first ``depth`` of any term
+    can score at most ``rest`` = the sum over terms of ``idf *`` the last impact read
+    (nothing for a list read to its end). The chunks seen get partial scores; those
+    whose partial score plus the bounds of the terms they were not seen in cannot reach
+    the k-th best partial score are dropped; the others get their missing terms from
+    the postings' primary key. The answer is BM25's exact top k when the k-th score is
+    at least ``rest``; the caller reads deeper when it is not (``search_by_keywords``).
+    Work is bounded by ``depth`` per term, not by how many chunks hold a word.
+
+    ``keep``: the filter (a WHERE over ``d`` documents, and over ``c`` chunks when
+    ``of_chunks``) applied to the postings read, so a filter narrows the candidates before the
+    k best are chosen and never starves the answer; None when nothing is filtered.
+    Every answer has at least one row: ``rest`` and ``terms`` with no hit when none.
     """
-    restrict = ""
-    if narrowed:
-        restrict = (
-            "AND p.chunk_id IN (SELECT c.id FROM ai.chunks c "  # noqa: S608 - fixed clauses
-            f"JOIN ai.documents d ON d.id = c.document_id WHERE {where})"
-        )
+    filtered = ""
+    if keep is not None:
+        chunks = "JOIN ai.chunks c ON c.id = h.chunk_id " if of_chunks else ""
+        filtered = f"JOIN ai.documents d ON d.id = h.document_id {chunks}WHERE {keep}"
     return f"""
     WITH q AS (
         SELECT DISTINCT u.lexeme AS term
         FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', translate(:text, :from, :to))) AS u
     ),
     stats AS (
-        SELECT greatest(coalesce(sum(chunks), 0), 1)::float8 AS n,
-               greatest(coalesce(sum(tokens), 0), 1)::float8
-                   / greatest(coalesce(sum(chunks), 0), 1) AS avglen
-        FROM ai.keyword_stats
+        SELECT greatest(coalesce(sum(chunks), 0), 1)::float8 AS n FROM ai.keyword_stats
     ),
-    w AS (
-        SELECT q.term, f.df,
-               ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf,
-               f.df > greatest(:common_min_df, stats.n * :common_share) AS common
+    w AS MATERIALIZED (
+        SELECT q.term, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf
         FROM q CROSS JOIN stats
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(t.df), 0)::float8 AS df
@@ -186,47 +208,60 @@ def bm25_sql(where: str, narrowed: bool) -> str:
         ) AS f
         WHERE f.df > 0
     ),
-    seeds AS (
-        -- candidates come from the query's rarer terms (from all of them when every
-        -- term is common): one aggregate over their postings
-        SELECT w.*, NOT w.common OR NOT EXISTS (SELECT 1 FROM w AS r WHERE NOT r.common)
-                    AS seed
-        FROM w
+    heads AS MATERIALIZED (
+        -- each term's highest-impact postings: an index range, best first
+        SELECT w.term, w.idf, h.chunk_id, h.document_id, h.impact
+        FROM w CROSS JOIN LATERAL (
+            SELECT p.chunk_id, p.document_id, p.impact FROM ai.keyword_postings p
+            WHERE p.term = w.term ORDER BY p.impact DESC LIMIT :depth
+        ) AS h
     ),
-    seeded AS (
-        SELECT p.chunk_id,
-               sum(s.idf * p.tf * (:k1 + 1)
-                   / (p.tf + :k1 * (1 - :b + :b * p.length / stats.avglen))) AS score,
-               count(*) AS matched
-        FROM seeds s JOIN ai.keyword_postings p ON p.term = s.term CROSS JOIN stats
-        WHERE s.seed {restrict}
-        GROUP BY p.chunk_id
+    bounds AS MATERIALIZED (
+        -- the most an unread posting of each term can add
+        SELECT w.term, w.idf,
+               w.idf * CASE WHEN count(h.chunk_id) < :depth THEN 0
+                            ELSE min(h.impact) END AS bound
+        FROM w LEFT JOIN heads h ON h.term = w.term
+        GROUP BY w.term, w.idf
     ),
-    topped AS (
-        -- a very common term's postings are read only for those candidates, by index
-        SELECT c.chunk_id,
-               sum(s.idf * p.tf * (:k1 + 1)
-                   / (p.tf + :k1 * (1 - :b + :b * p.length / stats.avglen))) AS score,
-               count(*) AS matched
-        FROM seeded c JOIN seeds s ON NOT s.seed
-        JOIN ai.keyword_postings p ON p.term = s.term AND p.chunk_id = c.chunk_id
-        CROSS JOIN stats
-        GROUP BY c.chunk_id
+    seen AS MATERIALIZED (
+        SELECT h.chunk_id, sum(h.idf * h.impact) AS score, array_agg(h.term) AS terms
+        FROM heads h {filtered}
+        GROUP BY h.chunk_id
+    ),
+    theta AS (
+        -- the k-th best score already certain: scores only grow as terms are added
+        SELECT CASE WHEN count(*) < :k THEN 0 ELSE min(score) END AS v
+        FROM (SELECT score FROM seen ORDER BY score DESC LIMIT :k) AS best
+    ),
+    survivors AS (
+        SELECT s.* FROM seen s CROSS JOIN theta
+        WHERE s.score + coalesce(
+            (SELECT sum(b.bound) FROM bounds b WHERE b.term <> ALL (s.terms)), 0
+        ) >= theta.v
     ),
     scored AS (
-        SELECT c.chunk_id, c.score + coalesce(t.score, 0) AS score,
-               c.matched + coalesce(t.matched, 0) AS matched
-        FROM seeded c LEFT JOIN topped t ON t.chunk_id = c.chunk_id
-        ORDER BY score DESC, c.chunk_id
-        LIMIT :candidates
+        -- the terms a survivor was not seen in, from the primary key (term, chunk)
+        SELECT s.chunk_id, s.score + coalesce(sum(b.idf * p.impact), 0) AS score,
+               cardinality(s.terms) + count(p.chunk_id) AS matched
+        FROM survivors s
+        LEFT JOIN bounds b ON b.bound > 0 AND b.term <> ALL (s.terms)
+        LEFT JOIN ai.keyword_postings p ON p.term = b.term AND p.chunk_id = s.chunk_id
+        GROUP BY s.chunk_id, s.score, s.terms
+        ORDER BY score DESC, s.chunk_id
+        LIMIT :k
+    ),
+    summary AS (
+        SELECT coalesce(sum(bound), 0) AS rest, (SELECT count(*) FROM q) AS terms
+        FROM bounds
     )
-    SELECT {{columns}}, s.score AS rank, s.matched, (SELECT count(*) FROM q) AS terms,
-           (SELECT count(*) FROM scored) AS scored
-    FROM scored s JOIN ai.chunks c ON c.id = s.chunk_id
-    JOIN ai.documents d ON d.id = c.document_id
-    WHERE {where}
-    ORDER BY s.score DESC, c.id
-    LIMIT :limit
+    SELECT summary.rest, summary.terms, hit.*
+    FROM summary LEFT JOIN LATERAL (
+        SELECT {{columns}}, s.score AS rank, s.matched
+        FROM scored s JOIN ai.chunks c ON c.id = s.chunk_id
+        JOIN ai.documents d ON d.id = c.document_id
+    ) AS hit ON TRUE
+    ORDER BY hit.rank DESC NULLS LAST, hit.chunk_id
     """  # noqa: S608 - fixed clauses; values are bound
 
 
@@ -235,8 +270,4 @@ def bm25_params(text_query: str) -> dict[str, Any]:
         "text": text_query,
         "from": UNACCENT_FROM,
         "to": UNACCENT_TO,
-        "k1": BM25_K1,
-        "b": BM25_B,
-        "common_share": COMMON_SHARE,
-        "common_min_df": COMMON_MIN_DF,
     }

@@ -45,7 +45,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from domain.model import IngestionStatus
@@ -262,7 +262,7 @@ class ChunkRow(Base):
 
 # -- BM25 keyword index ------------------------------------------------------------------
 #
-# Okapi BM25 needs, per query term, its postings (chunk, term frequency, chunk length)
+# Okapi BM25 needs, per query term, its postings (chunk, term frequency, impact)
 # and its document frequency, and the corpus' chunk count and total length. They are
 # written in the same transaction as the chunks they describe (ChunkRepository.replace),
 # so a fleet of workers and deletions keep them exact. Statistics are split in
@@ -279,10 +279,22 @@ class KeywordPostingRow(Base):
     chunk_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
     )
+    # the chunk's document, so filters on documents apply to postings as they are read
+    document_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     tf: Mapped[int] = mapped_column(Integer, nullable=False)
-    length: Mapped[int] = mapped_column(Integer, nullable=False)
+    # the posting's share of a BM25 score before the term's idf (keyword_index.IMPACT_SQL)
+    impact: Mapped[float] = mapped_column(REAL, nullable=False)
 
-    __table_args__ = (Index("ix_keyword_postings_chunk_id", "chunk_id"),)
+    __table_args__ = (
+        Index("ix_keyword_postings_chunk_id", "chunk_id"),
+        # each term's postings best first, answered from the index alone
+        Index(
+            "ix_keyword_postings_term_impact",
+            "term",
+            text("impact DESC"),
+            postgresql_include=["chunk_id", "document_id"],
+        ),
+    )
 
 
 class KeywordTermRow(Base):
