@@ -240,6 +240,12 @@ class JobRepository(Protocol):
 
     async def counts_by_status(self) -> Mapping[IngestionStatus, int]: ...
 
+    async def fold_counts(self) -> int:
+        """Fold recent changes of the stored row counters (jobs by status, chunks by
+        model) into their totals, so counting stays a few rows; how many were folded.
+        Counts are exact with or without it."""
+        ...
+
     async def oldest_pending_created_at(self) -> datetime | None: ...
 
     async def finished_since(

@@ -418,6 +418,9 @@ class FakeJobs:
             counts[j.status] += 1
         return counts
 
+    async def fold_counts(self) -> int:
+        return 0  # counts_by_status counts the jobs themselves
+
     async def oldest_pending_created_at(self) -> datetime | None:
         pending = [
             j.created_at for j in self.s.jobs.values() if j.status is IngestionStatus.PENDING

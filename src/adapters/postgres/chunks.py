@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Row, delete, func, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.postgres import counters
 from adapters.postgres.keyword_index import (
     DEPTH_GROWTH,
     FIRST_DEPTH,
@@ -374,9 +375,7 @@ class SqlAlchemyChunkRepository:
         return [(str(name), int(dim)) for name, dim in rows]
 
     async def models(self) -> Mapping[tuple[str, int], int]:
-        rows = await self.session.execute(
-            select(chunks.c.model_name, chunks.c.embedding_dim, func.count()).group_by(
-                chunks.c.model_name, chunks.c.embedding_dim
-            )
-        )
-        return {(name, int(dim)): int(n) for name, dim, n in rows}
+        counts = await counters.read(self.session, "chunks")
+        return {
+            (name, int(dim)): n for key, n in counts.items() for dim, name in [key.split(":", 1)]
+        }

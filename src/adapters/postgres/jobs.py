@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.postgres import counters
 from adapters.postgres.rows import documents, job_from_row, job_values, jobs
 from domain.model import ClaimedJob, IngestionJob, IngestionStatus, JobKind, Stage
 from domain.progress import JobProgress
@@ -303,13 +304,13 @@ class SqlAlchemyJobRepository:
         )
 
     async def counts_by_status(self) -> Mapping[IngestionStatus, int]:
-        rows = await self.session.execute(
-            select(jobs.c.status, func.count()).group_by(jobs.c.status)
-        )
         counts = dict.fromkeys(IngestionStatus, 0)
-        for status, n in rows:
-            counts[IngestionStatus(status)] = int(n)
+        for status, n in (await counters.read(self.session, "jobs")).items():
+            counts[IngestionStatus(status)] = n
         return counts
+
+    async def fold_counts(self) -> int:
+        return await counters.fold(self.session)
 
     async def oldest_pending_created_at(self) -> datetime | None:
         value = (

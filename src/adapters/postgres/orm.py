@@ -297,6 +297,28 @@ class KeywordPostingRow(Base):
     )
 
 
+class RowCountRow(Base):
+    """A stored row counter's total (counter "jobs" by status, "chunks" by
+    "dimension:model"); triggers append changes to RowCountDeltaRow (migration 0011)."""
+
+    __tablename__ = "row_counts"
+
+    counter: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class RowCountDeltaRow(Base):
+    """One statement's net change of a counter; insert-only, folded by the sweeper."""
+
+    __tablename__ = "row_count_deltas"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    counter: Mapped[str] = mapped_column(String(20), nullable=False)
+    key: Mapped[str] = mapped_column(Text, nullable=False)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 class KeywordTermRow(Base):
     """Document frequency of a term (chunks holding it), in shards."""
 

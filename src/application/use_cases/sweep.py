@@ -2,7 +2,9 @@
 
 1. Jobs whose lease expired (their worker died or hung) go back to PENDING, or to
    FAILED when they have used all their attempts.
-2. When ready PENDING jobs wait and no doorbell message is in the broker, ring it.
+2. The row counters' recent changes are folded into their totals (``/v1/stats`` reads
+   a few rows however many jobs and chunks there are).
+3. When ready PENDING jobs wait and no doorbell message is in the broker, ring it.
 
 Nothing therefore depends on a message surviving: a lost message, a dead worker or
 a Redis outage only delays work by one sweep interval.
@@ -47,6 +49,9 @@ class SweepQueueHandler:
                     failed += 1
                 else:
                     requeued += 1
+            await uow.commit()
+        async with self.uow_factory() as uow:
+            await uow.jobs.fold_counts()
             await uow.commit()
         if requeued or failed:
             log.warning("sweeper: %d expired leases requeued, %d failed", requeued, failed)
