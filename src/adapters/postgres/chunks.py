@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.postgres import counters
 from adapters.postgres.keyword_index import (
-    DEPTH_GROWTH,
     FIRST_DEPTH,
     MAX_READ,
+    MIN_PROBES,
+    PROBES_PER_HIT,
     KeywordIndex,
     bm25_params,
     bm25_sql,
@@ -177,13 +178,14 @@ class SqlAlchemyChunkRepository:
         """Okapi BM25 over the chunks' lexemes (see keyword_index.py), any of the words;
         of one model's chunks, or of all when `model_name` is None.
 
-        Each term's postings are read best first, FIRST_DEPTH of them, then DEPTH_GROWTH
-        times more until the top `limit` is certain (bm25_sql) or MAX_READ postings
-        would be read: then the best found are answered, as exact as that depth
-        allows (bench/scale.py measures how often, against the exact ranking)."""
+        Each term's first FIRST_DEPTH postings (best first) are read; when they do not
+        prove the top `limit`, MAX_READ postings shared among the terms, and the best
+        found are answered (the exact top k unless a query's words are all common and
+        its best chunks hold few of them: bench/scale.py measures how close)."""
         params: dict[str, Any] = {
             **({"model": model_name} if model_name is not None else {}),
             "k": limit,
+            "probes": max(PROBES_PER_HIT * limit, MIN_PROBES),
             **bm25_params(text_query),
         }
         keep = _filter_sql(flt, params)
@@ -195,9 +197,10 @@ class SqlAlchemyChunkRepository:
             hits = [r for r in rows if r.chunk_id is not None]
             rest, terms = float(rows[0].rest), int(rows[0].terms)
             certain = rest == 0 or (len(hits) == limit and float(hits[-1].rank) >= rest)
-            if certain or depth * DEPTH_GROWTH * max(terms, 1) > MAX_READ:
+            deeper = MAX_READ // max(terms, 1)
+            if certain or deeper <= depth:
                 break
-            depth *= DEPTH_GROWTH
+            depth = deeper
         return [
             replace(
                 _hit(r, float(r.rank), keyword_rank=i),

@@ -42,11 +42,15 @@ BM25_B = 0.75
 # development laws. Stored impacts depend on these three numbers: changing one is a
 # migration that recomputes them (see 0010).
 BM25_AVGDL = 92.0
-# postings read per term at first, the growth when that is not enough to be exact, and
-# the most read by one query over all its terms (then the best found is answered)
+# Postings read per term at first; when that does not prove the top k, one more read
+# of MAX_READ postings shared among the query's terms, and then the best found are
+# answered (bench/scale.py measures how close they are to the exact top k). Of the
+# chunks seen, at most PROBES_PER_HIT x k (at least MIN_PROBES) get their missing terms
+# looked up, the most promising first.
 FIRST_DEPTH = 256
-DEPTH_GROWTH = 8
-MAX_READ = 400_000
+MAX_READ = 20_000
+PROBES_PER_HIT = 8
+MIN_PROBES = 256
 IMPACT_SQL = (
     f"(tf * {BM25_K1 + 1} / (tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * length / {BM25_AVGDL})))"
 )
@@ -174,13 +178,14 @@ def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
     Threshold algorithm with candidate pruning (Fagin's TA and NRA over impact-ordered
     lists): a chunk's BM25 score is the sum of ``idf * impact`` over the query terms it
     holds, so a chunk none of whose postings was among the first ``depth`` of any term
-    can score at most ``rest`` = the sum over terms of ``idf *`` the last impact read
-    (nothing for a list read to its end). The chunks seen get partial scores; those
-    whose partial score plus the bounds of the terms they were not seen in cannot reach
-    the k-th best partial score are dropped; the others get their missing terms from
-    the postings' primary key. The answer is BM25's exact top k when the k-th score is
-    at least ``rest``; the caller reads deeper when it is not (``search_by_keywords``).
-    Work is bounded by ``depth`` per term, not by how many chunks hold a word.
+    can score at most the sum over terms of ``idf *`` the last impact read (nothing for
+    a list read to its end). The chunks seen get partial scores; those whose partial
+    score plus the bounds of the terms they were not seen in cannot reach the k-th best
+    partial score are dropped; of the others, the ``probes`` most promising get their
+    missing terms from the postings' primary key. ``rest`` is the most any chunk not in
+    the answer can score (never seen, or seen and not looked up): when the k-th score
+    is at least ``rest`` the answer is exactly BM25's top k. Work is bounded by ``depth``
+    per term and ``probes``, not by how many chunks hold a word.
 
     ``keep``: the filter (a WHERE over ``d`` documents, and over ``c`` chunks when
     ``of_chunks``) applied to the postings read, so a filter narrows the candidates before the
@@ -200,7 +205,12 @@ def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
         SELECT greatest(coalesce(sum(chunks), 0), 1)::float8 AS n FROM ai.keyword_stats
     ),
     w AS MATERIALIZED (
-        SELECT q.term, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf
+        -- each term's idf, and the most one of its postings not read can add: the
+        -- impact of the first posting past `depth` (nothing when there is none)
+        SELECT q.term, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf,
+               ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) * coalesce(
+                   (SELECT p.impact FROM ai.keyword_postings p WHERE p.term = q.term
+                    ORDER BY p.impact DESC OFFSET :depth LIMIT 1), 0) AS bound
         FROM q CROSS JOIN stats
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(t.df), 0)::float8 AS df
@@ -208,24 +218,18 @@ def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
         ) AS f
         WHERE f.df > 0
     ),
+    total AS (SELECT coalesce(sum(bound), 0) AS bound FROM w),
     heads AS MATERIALIZED (
         -- each term's highest-impact postings: an index range, best first
-        SELECT w.term, w.idf, h.chunk_id, h.document_id, h.impact
+        SELECT w.term, w.idf, w.bound, h.chunk_id, h.document_id, h.impact
         FROM w CROSS JOIN LATERAL (
             SELECT p.chunk_id, p.document_id, p.impact FROM ai.keyword_postings p
             WHERE p.term = w.term ORDER BY p.impact DESC LIMIT :depth
         ) AS h
     ),
-    bounds AS MATERIALIZED (
-        -- the most an unread posting of each term can add
-        SELECT w.term, w.idf,
-               w.idf * CASE WHEN count(h.chunk_id) < :depth THEN 0
-                            ELSE min(h.impact) END AS bound
-        FROM w LEFT JOIN heads h ON h.term = w.term
-        GROUP BY w.term, w.idf
-    ),
     seen AS MATERIALIZED (
-        SELECT h.chunk_id, sum(h.idf * h.impact) AS score, array_agg(h.term) AS terms
+        SELECT h.chunk_id, sum(h.idf * h.impact) AS score, sum(h.bound) AS seen_bound,
+               array_agg(h.term) AS terms
         FROM heads h {filtered}
         GROUP BY h.chunk_id
     ),
@@ -234,26 +238,37 @@ def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
         SELECT CASE WHEN count(*) < :k THEN 0 ELSE min(score) END AS v
         FROM (SELECT score FROM seen ORDER BY score DESC LIMIT :k) AS best
     ),
-    survivors AS (
-        SELECT s.* FROM seen s CROSS JOIN theta
-        WHERE s.score + coalesce(
-            (SELECT sum(b.bound) FROM bounds b WHERE b.term <> ALL (s.terms)), 0
-        ) >= theta.v
+    survivors AS MATERIALIZED (
+        -- what each chunk seen could still reach (the bounds of the terms it was not
+        -- seen in); those that cannot reach the k-th best seen score are out
+        SELECT s.*, s.score + total.bound - s.seen_bound AS upper
+        FROM seen s CROSS JOIN total CROSS JOIN theta
+        WHERE s.score + total.bound - s.seen_bound >= theta.v
+    ),
+    probed AS (
+        SELECT * FROM survivors ORDER BY upper DESC, score DESC, chunk_id LIMIT :probes
     ),
     scored AS (
         -- the terms a survivor was not seen in, from the primary key (term, chunk)
         SELECT s.chunk_id, s.score + coalesce(sum(b.idf * p.impact), 0) AS score,
                cardinality(s.terms) + count(p.chunk_id) AS matched
-        FROM survivors s
-        LEFT JOIN bounds b ON b.bound > 0 AND b.term <> ALL (s.terms)
+        FROM probed s
+        LEFT JOIN w b ON b.bound > 0 AND b.term <> ALL (s.terms)
         LEFT JOIN ai.keyword_postings p ON p.term = b.term AND p.chunk_id = s.chunk_id
         GROUP BY s.chunk_id, s.score, s.terms
         ORDER BY score DESC, s.chunk_id
         LIMIT :k
     ),
     summary AS (
-        SELECT coalesce(sum(bound), 0) AS rest, (SELECT count(*) FROM q) AS terms
-        FROM bounds
+        -- the most a chunk not in the answer can score: one never seen, or one seen
+        -- but not looked up
+        SELECT greatest(
+                   total.bound,
+                   (SELECT upper FROM survivors
+                    ORDER BY upper DESC, score DESC, chunk_id OFFSET :probes LIMIT 1)
+               ) AS rest,
+               (SELECT count(*) FROM q) AS terms
+        FROM total
     )
     SELECT summary.rest, summary.terms, hit.*
     FROM summary LEFT JOIN LATERAL (
