@@ -46,6 +46,8 @@ _HIT_COLUMNS = """
     d.metadata ->> 'norm' AS norm, d.source_key, d.version, d.is_current
 """
 _EF_SEARCH_STEPS = (100, 400, 1000)
+# a filter keeping at most this many chunks is searched exactly, without the graph
+EXACT_SEARCH_MAX = 10_000
 
 
 def _filter_sql(flt: SearchFilter, params: dict[str, Any]) -> str | None:
@@ -161,6 +163,29 @@ class SqlAlchemyChunkRepository:
             LIMIT :limit
             """  # noqa: S608 - fixed clauses and a checked integer; values are bound
         )
+        exact = text(
+            f"""
+            SELECT {_HIT_COLUMNS}, {distance} AS distance
+            FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id
+            WHERE c.embedding_dim = {dim} AND {where}
+            ORDER BY {distance}
+            LIMIT :limit
+            """  # noqa: S608 - fixed clauses and a checked integer; values are bound
+        )
+        if flt.collection or flt.document_ids or flt.metadata or flt.within is not None:
+            # a filter that keeps few chunks is answered exactly at once, in time
+            # bounded by EXACT_SEARCH_MAX; no walk of the graph would find them cheaper
+            kept = text(
+                f"""
+                SELECT count(*) FROM (
+                    SELECT 1 FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id
+                    WHERE c.embedding_dim = {dim} AND {where} LIMIT :cap
+                ) AS f
+                """  # noqa: S608 - fixed clauses and a checked integer; values are bound
+            )
+            few = await self.session.execute(kept, {**params, "cap": EXACT_SEARCH_MAX + 1})
+            if few.scalar_one() <= EXACT_SEARCH_MAX:
+                return await self._exact(exact, params)
         rows: list[Row[Any]] = []
         for ef in _EF_SEARCH_STEPS:
             params["ef"] = max(ef, limit)
@@ -173,18 +198,15 @@ class SqlAlchemyChunkRepository:
         else:
             # still short under a filter, so the filter is narrow (fewer than `limit` of
             # the 1,000 nearest pass it): exact distances over the filtered chunks
-            exact = text(
-                f"""
-                SELECT {_HIT_COLUMNS}, {distance} AS distance
-                FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id
-                WHERE c.embedding_dim = {dim} AND {where}
-                ORDER BY {distance}
-                LIMIT :limit
-                """  # noqa: S608 - fixed clauses and a checked integer; values are bound
-            )
-            await self.session.execute(text("SELECT set_config('enable_indexscan', 'off', true)"))
-            rows = list(await self.session.execute(exact, params))
-            await self.session.execute(text("SELECT set_config('enable_indexscan', 'on', true)"))
+            return await self._exact(exact, params)
+        return [
+            _hit(r, 1.0 - float(r.distance), vector_rank=i) for i, r in enumerate(rows, start=1)
+        ]
+
+    async def _exact(self, sql: Any, params: dict[str, Any]) -> list[SearchHit]:
+        await self.session.execute(text("SELECT set_config('enable_indexscan', 'off', true)"))
+        rows = list(await self.session.execute(sql, params))
+        await self.session.execute(text("SELECT set_config('enable_indexscan', 'on', true)"))
         return [
             _hit(r, 1.0 - float(r.distance), vector_rank=i) for i, r in enumerate(rows, start=1)
         ]
