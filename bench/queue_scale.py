@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -106,6 +107,45 @@ async def _as_list(work: Any) -> list[Any]:
     return [await work]
 
 
+async def operator_reads(
+    uow: Callable[[], SqlAlchemyUnitOfWork], took: dict[str, list[float]], now: datetime
+) -> None:
+    """One round of the worker's claim and the operator's reads, timed into `took`."""
+    stats, documents = GetStats(SystemClock()), Documents()
+    async with uow() as u:
+        await timed(
+            "claim 16",
+            took,
+            u.jobs.claim(batch_size=16, worker_id="bench", lease_seconds=60, now=now),
+            16,
+        )
+        await u.rollback()  # the queue stays as it was
+    await timed("stats", took, _as_list(stats(uow())), 1)
+    async with uow() as u:  # the parts of stats that grow with the queue
+        await timed("  jobs by status", took, _as_list(u.jobs.counts_by_status()), 1)
+        await timed("  ready count", took, _as_list(u.jobs.count_ready(now)), 1)
+        await timed("  chunks by model", took, _as_list(u.chunks.models()), 1)
+    await timed("list newest 50", took, documents.listing(DocumentFilter(), uow()), 50)
+    await timed(
+        "list PENDING 50",
+        took,
+        documents.listing(DocumentFilter(status=IngestionStatus.PENDING), uow()),
+        50,
+    )
+    await timed(
+        "list one collection 50",
+        took,
+        documents.listing(DocumentFilter(collection="colecao-3"), uow()),
+        50,
+    )
+    await timed(
+        "list by metadata 50",
+        took,
+        documents.listing(DocumentFilter(metadata={"orgao": "orgao-3"}), uow()),
+        50,
+    )
+
+
 async def measure(database_url: str, sizes: list[int], pending: int) -> list[dict[str, Any]]:
     engine = create_engine(database_url, application_name="bench-queue-scale", pool_size=4)
     sessions = session_factory(engine)
@@ -114,7 +154,6 @@ async def measure(database_url: str, sizes: list[int], pending: int) -> list[dic
         return SqlAlchemyUnitOfWork(sessions)
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    stats, documents = GetStats(SystemClock()), Documents()
     out, loaded = [], 0
     try:
         for size in sizes:
@@ -122,38 +161,7 @@ async def measure(database_url: str, sizes: list[int], pending: int) -> list[dic
             loaded = size
             took: dict[str, list[float]] = {}
             for round_ in range(ROUNDS + 1):  # the first round warms the cache
-                now = t0 + timedelta(days=30)
-                async with uow() as u:
-                    await timed(
-                        "claim 16",
-                        took,
-                        u.jobs.claim(batch_size=16, worker_id="bench", lease_seconds=60, now=now),
-                        16,
-                    )
-                    await u.rollback()  # the queue stays as it was
-                await timed("stats", took, _as_list(stats(uow())), 1)
-                async with uow() as u:  # the parts of stats that grow with the queue
-                    await timed("  jobs by status", took, _as_list(u.jobs.counts_by_status()), 1)
-                    await timed("  ready count", took, _as_list(u.jobs.count_ready(now)), 1)
-                await timed("list newest 50", took, documents.listing(DocumentFilter(), uow()), 50)
-                await timed(
-                    "list PENDING 50",
-                    took,
-                    documents.listing(DocumentFilter(status=IngestionStatus.PENDING), uow()),
-                    50,
-                )
-                await timed(
-                    "list one collection 50",
-                    took,
-                    documents.listing(DocumentFilter(collection="colecao-3"), uow()),
-                    50,
-                )
-                await timed(
-                    "list by metadata 50",
-                    took,
-                    documents.listing(DocumentFilter(metadata={"orgao": "orgao-3"}), uow()),
-                    50,
-                )
+                await operator_reads(uow, took, t0 + timedelta(days=30))
                 if round_ == 0:
                     took.clear()
             out.append(
