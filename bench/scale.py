@@ -17,9 +17,8 @@ schema, every index and trigger), is filled with:
 - documents and jobs as ``bench.queue_scale`` writes them, plus 100,000 PENDING jobs.
 
 Loading uses COPY with the indexes dropped, then builds each index (timed, and its
-size) as an operator loading a corpus would; then ``ChunkRepository.replace`` stores 20
-more documents into the fully indexed table (insert throughput). Then, through the
-real repositories and the search use case:
+size) as an operator loading a corpus would (the timings are kept beside the data with
+``--keep``). Then, through the real repositories and the search use case:
 
 - latency p50 / p95 of vector, keyword and hybrid search (top 10), 100 queries (the 36
   development questions and 64 sentences of the corpus), unfiltered (current versions)
@@ -29,6 +28,8 @@ real repositories and the search use case:
   (the model's own time per query is printed apart);
 - vector recall@10 against exact search (numpy over every stored vector);
 - keyword: the bounded read's top 10 against BM25 scored over every match;
+- insert throughput: ``ChunkRepository.replace`` stores 20 more documents of 100 chunks
+  into the fully indexed table;
 - the worker's claim with 100k PENDING, ``GetStats`` and the listings
   (``bench.queue_scale.operator_reads``).
 
@@ -46,6 +47,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import json
 import re
 import time
 import uuid
@@ -242,15 +244,17 @@ async def load(url: str, corpus: Corpus, size: int) -> dict[str, Any]:
             out["index_build_s"][name] = time.perf_counter() - t
             console.print(f"  {name}: {out['index_build_s'][name]:.0f} s")
         await conn.execute("VACUUM ANALYZE")
-        out["insert"] = await insert_throughput(sessions, corpus, size)
     finally:
         await conn.close()
         await engine.dispose()
     return out
 
 
-async def insert_throughput(sessions: Any, corpus: Corpus, size: int) -> dict[str, float]:
+async def insert_throughput(url: str, corpus: Corpus, size: int) -> dict[str, float]:
     """20 more documents of 100 chunks through ChunkRepository.replace, every index on."""
+    engine = create_engine(url, application_name="bench-scale-insert")
+    sessions = session_factory(engine)
+    run = uuid.uuid4().hex
     t, stored = time.perf_counter(), 0
     for k in range(20):
         doc = Document(
@@ -259,7 +263,7 @@ async def insert_throughput(sessions: Any, corpus: Corpus, size: int) -> dict[st
             f"extra-{k}.txt",
             DocumentType.TEXT,
             1,
-            hashlib.sha256(f"extra{size}-{k}".encode()).hexdigest(),
+            hashlib.sha256(f"extra{run}-{k}".encode()).hexdigest(),
             {},
             T0,
             is_current=True,
@@ -284,7 +288,9 @@ async def insert_throughput(sessions: Any, corpus: Corpus, size: int) -> dict[st
             await uow.chunks.replace(doc.id, chunks)
             await uow.commit()
         stored += len(chunks)
-    return {"chunks": stored, "chunks_per_s": stored / (time.perf_counter() - t)}
+    took = time.perf_counter() - t
+    await engine.dispose()
+    return {"chunks": stored, "chunks_per_s": stored / took}
 
 
 async def sizes_of(url: str) -> dict[str, int]:
@@ -374,30 +380,31 @@ async def search_latency(
                     f"  {mode} / {label}: warm p50 {np.percentile(warm, 50):.1f} "
                     f"p95 {np.percentile(warm, 95):.1f} ms"
                 )
-        out["vector_recall_at_10"] = await vector_recall(sessions, queries, vectors)
+        out["vector_recall_at_10"] = await vector_recall(url, sessions, queries, vectors)
         out["keyword_exactness"] = await keyword_exactness(engine, sessions, queries)
     finally:
         await engine.dispose()
     return out
 
 
-async def vector_recall(sessions: Any, queries: list[str], vectors: dict[str, np.ndarray]) -> float:
+async def vector_recall(
+    url: str, sessions: Any, queries: list[str], vectors: dict[str, np.ndarray]
+) -> float:
     """HNSW's top 10 (current versions) against the exact top 10 over every vector."""
-    async with SqlAlchemyUnitOfWork(sessions) as uow:
-        # the exact neighbours of each question, from the database's own vectors
-        rows = list(
-            await uow.session.execute(
-                text(
-                    "SELECT c.document_id, c.position, c.embedding::text FROM ai.chunks c "
-                    "JOIN ai.documents d ON d.id = c.document_id WHERE d.is_current"
-                )
-            )
+    conn = await asyncpg.connect(pg_url(url))  # binary vectors, no statement timeout
+    await register_vector(conn)
+    try:
+        rows = await conn.fetch(
+            "SELECT c.document_id, c.position, c.embedding FROM ai.chunks c "
+            "JOIN ai.documents d ON d.id = c.document_id WHERE d.is_current"
         )
+    finally:
+        await conn.close()
     stored = np.empty((len(rows), DIM), dtype=np.float32)
     keys = []
-    for i, (document_id, position, embedding) in enumerate(rows):
-        stored[i] = np.asarray(embedding[1:-1].split(","), dtype=np.float32)
-        keys.append((document_id, position))
+    for i, r in enumerate(rows):
+        stored[i] = r["embedding"]
+        keys.append((r["document_id"], r["position"]))
     del rows
     found = 0
     for q in queries:
@@ -536,15 +543,21 @@ def main() -> None:
         for size in sorted(args.sizes):
             url, loaded = database_for(admin_url, size)
             row: dict[str, Any] = {"chunks": size}
+            record = (args.keep or CACHE) / f"load-{size}.json"
             if not loaded:
                 console.print(f"loading {size:,} chunks ...")
                 row["load"] = asyncio.run(load(url, corpus, size))
+                record.write_text(json.dumps(row["load"]))
+            elif record.exists():  # the load of an earlier run, kept with its data
+                row["load"] = json.loads(record.read_text())
             row["bytes"] = asyncio.run(sizes_of(url))
             console.print(f"searching {size:,} chunks ...")
             row["search"] = asyncio.run(search_latency(url, queries, vectors))
+            row["insert"] = asyncio.run(insert_throughput(url, corpus, size))
             row["queue"] = asyncio.run(queue_latency(url))
             results.append(row)
             console.print(row)
+            save("scale", {"sizes": results, "model_query_ms": model_ms})
     rows = []
     for r in results:
         for op, v in r["search"].items():

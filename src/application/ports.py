@@ -298,10 +298,18 @@ class ChunkRepository(Protocol):
         ...
 
     async def search_by_vector(
-        self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int
+        self,
+        vector: Sequence[float],
+        model_name: str,
+        flt: SearchFilter,
+        limit: int,
+        enough: int | None = None,
     ) -> list[SearchHit]:
-        """Nearest chunks of `model_name` by cosine distance, best first. Returns `limit`
-        hits whenever that many chunks match the filter (filters never starve it)."""
+        """Nearest chunks of `model_name` by cosine distance, best first, at most
+        `limit`. Returns at least `enough` (default: `limit`) hits whenever that many
+        chunks match the filter (filters never starve it); a caller that wants
+        `limit` candidates but needs fewer (fusion) says so, and a narrow filter then
+        costs less."""
         ...
 
     async def search_by_keywords(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from adapters.embedding.blas import BlasE5Embedder
+from adapters.postgres import chunks as chunk_repository
 from application.ports import UnitOfWorkFactory
 from application.use_cases.search import SearchChunks, SearchChunksHandler
 from domain.model import Chunk, Document, DocumentType
@@ -179,12 +180,18 @@ async def test_collection_document_and_metadata_filters(
     assert await search(uow_factory, embedder, question, filter=SearchFilter("outra")) == []
 
 
+@pytest.mark.parametrize("exact_max", [10_000, 0], ids=["counted-small", "graph-then-exact"])
 async def test_a_narrow_filter_still_gets_top_k_exactly_ranked(
-    uow_factory: UnitOfWorkFactory, embedder: BlasE5Embedder
+    uow_factory: UnitOfWorkFactory,
+    embedder: BlasE5Embedder,
+    monkeypatch: pytest.MonkeyPatch,
+    exact_max: int,
 ) -> None:
     """1,500 chunks near the query in one collection, 15 far away in another: an HNSW
     scan alone (pgvector 0.6, no iterative scan) yields only the near ones, which the
-    filter then removes. The search must still answer top_k, in exact order."""
+    filter then removes. The search must still answer top_k, in exact order: at once
+    when the filter is counted small, after the graph walks otherwise."""
+    monkeypatch.setattr(chunk_repository, "EXACT_SEARCH_MAX", exact_max)
     rng = np.random.default_rng(7)
     q = rng.normal(size=384).astype(np.float32)
     q /= np.linalg.norm(q)
@@ -270,3 +277,37 @@ class TestSearchApi:
             "/v1/search", headers=auth(keys["ingest"]), json={"query": "x"}
         )
         assert response.status_code == 403
+
+
+async def test_fusion_takes_what_the_graph_found_when_it_is_enough(
+    uow_factory: UnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hybrid asks for 50 vector candidates and needs top_k: under a filter the graph
+    walk's few hits are enough for it (no exact scan), never for a vector search."""
+    monkeypatch.setattr(chunk_repository, "EXACT_SEARCH_MAX", 0)  # no counting: the graph
+    rng = np.random.default_rng(3)
+    q = rng.normal(size=384).astype(np.float32)
+    q /= np.linalg.norm(q)
+    near = [v / np.linalg.norm(v) for v in q + 0.02 * rng.normal(size=(1104, 384))]
+    far = [v / np.linalg.norm(v) for v in -q + 0.5 * rng.normal(size=(20, 384))]
+    for part in range(2):  # more than the graph walk's 1,000 nearest
+        texts = [f"a{part}-{i}" for i in range(550)]
+        await store(
+            uow_factory,
+            document(f"perto{part}.txt", "a"),
+            texts,
+            near[550 * part : 550 * (part + 1)],
+        )
+    await store(
+        uow_factory,
+        document("alvo.txt", "b"),
+        [f"b{i}" for i in range(24)],
+        [*near[1100:], *far],  # 4 of b among the nearest, 20 far away
+    )
+    vector = [float(x) for x in q]
+    async with uow_factory() as uow:
+        hybrid = await uow.chunks.search_by_vector(vector, MODEL, SearchFilter("b"), 50, 3)
+        alone = await uow.chunks.search_by_vector(vector, MODEL, SearchFilter("b"), 50)
+    assert 3 <= len(hybrid) < 24  # the graph's hits, not an exact scan of the filter
+    assert all(h.text.startswith("b") for h in hybrid)
+    assert len(alone) == 24  # a vector search is never starved

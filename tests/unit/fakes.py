@@ -510,7 +510,12 @@ class FakeChunks:
         return out
 
     async def search_by_vector(
-        self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int
+        self,
+        vector: Sequence[float],
+        model_name: str,
+        flt: SearchFilter,
+        limit: int,
+        enough: int | None = None,
     ) -> list[SearchHit]:
         def cosine(a: Sequence[float], b: Sequence[float]) -> float:
             dot = sum(x * y for x, y in zip(a, b, strict=True))

@@ -132,7 +132,12 @@ class SqlAlchemyChunkRepository:
         self.session = session
 
     async def search_by_vector(
-        self, vector: Sequence[float], model_name: str, flt: SearchFilter, limit: int
+        self,
+        vector: Sequence[float],
+        model_name: str,
+        flt: SearchFilter,
+        limit: int,
+        enough: int | None = None,
     ) -> list[SearchHit]:
         dim = len(vector)
         if dim not in INDEXED_DIMENSIONS:
@@ -195,9 +200,9 @@ class SqlAlchemyChunkRepository:
             rows = list(await self.session.execute(nearest, params))
             if len(rows) >= limit or not flt.narrows:
                 break
-        else:
-            # still short under a filter, so the filter is narrow (fewer than `limit` of
-            # the 1,000 nearest pass it): exact distances over the filtered chunks
+        if len(rows) < min(enough or limit, limit) and flt.narrows:
+            # still short under a filter, so the filter is narrow (fewer than `enough`
+            # of the 1,000 nearest pass it): exact distances over the filtered chunks
             return await self._exact(exact, params)
         return [
             _hit(r, 1.0 - float(r.distance), vector_rank=i) for i, r in enumerate(rows, start=1)

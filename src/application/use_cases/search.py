@@ -129,14 +129,18 @@ class SearchChunksHandler:
         async with uow:
             if cmd.mode in (SearchMode.VECTOR, SearchMode.HYBRID):
                 vector = await self.embedder.embed_query(query)
-                lists = [await uow.chunks.search_by_vector(vector, model, flt, depth)]
+                # fusion wants `depth` candidates and needs `top_k`: a narrow filter
+                # then need not be searched exactly for the rest
+                lists = [await uow.chunks.search_by_vector(vector, model, flt, depth, cmd.top_k)]
                 for name, embedder in await self._previous(uow):
                     try:  # the previous model only adds answers; without it, fewer
                         previous = await embedder.embed_query(query)
                     except EmbeddingUnavailable as exc:
                         log.warning("previous model %s unavailable: %s", name, exc.reason)
                         continue
-                    lists.append(await uow.chunks.search_by_vector(previous, name, flt, depth))
+                    lists.append(
+                        await uow.chunks.search_by_vector(previous, name, flt, depth, cmd.top_k)
+                    )
                 vector_hits = interleave(lists)[:depth]
             if cmd.mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
                 terms = keyword_terms(query)
