@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres import chunks as chunk_repository
 from adapters.postgres import keyword_index
+from adapters.postgres.keyword_index import bm25_sql
 from application.ports import UnitOfWorkFactory
 from domain.model import Chunk, Document
 from domain.search import SearchFilter
@@ -193,7 +193,7 @@ EXACT_BM25 = text(
 
 
 async def test_the_bounded_read_answers_exactly_what_scoring_every_chunk_answers(
-    uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
 ) -> None:
     # 240 chunks of a small vocabulary: common and rare words, repeated and in chunks
     # of every length, so term lists are long and impacts spread out
@@ -214,59 +214,62 @@ async def test_the_bounded_read_answers_exactly_what_scoring_every_chunk_answers
         "gratificação",
         "remoção",
     ]
-    docs = [document(f"d{i}.txt") for i in range(12)]
-    for doc in docs:
+    for doc in [document(f"d{i}.txt") for i in range(12)]:
         texts = [" ".join(rng.choice(vocab, size=int(rng.integers(1, 40)))) for _ in range(20)]
         await store(uow_factory, doc, texts)
-    # two postings per term first: most answers cannot be proven exact from them and
-    # need the second read
-    monkeypatch.setattr(chunk_repository, "FIRST_DEPTH", 2)
-    depths: list[int] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if "ai.keyword_postings p" in statement and isinstance(parameters, tuple | list):
-            depths.append(1)
-
-    event.listen(clean_db.sync_engine, "before_cursor_execute", record)
-    try:
-        for query in [
-            "servidor",
-            "servidor cargo",
-            "férias recurso servidor",
-            "abono posse vencimento gratificação remoção",
-            "prazo licença",
-        ]:
-            for limit in (1, 5, 20):
-                async with uow_factory() as uow:
-                    hits = await uow.chunks.search_by_keywords(query, None, SearchFilter(), limit)
-                async with clean_db.connect() as conn:
-                    exact = list(await conn.execute(EXACT_BM25, keyword_index.bm25_params(query)))
-                assert len(hits) == min(limit, len(exact)), query
-                # the same scores, in order (equal scores may come in either order)
-                assert [h.score for h in hits] == pytest.approx(
+    partial = text(bm25_sql(None).replace("{columns}", "c.id AS chunk_id"))
+    proven = unproven = 0
+    for query in [
+        "servidor",
+        "servidor cargo",
+        "férias recurso servidor",
+        "abono posse vencimento gratificação remoção",
+        "prazo licença",
+    ]:
+        async with clean_db.connect() as conn:
+            exact = list(await conn.execute(EXACT_BM25, keyword_index.bm25_params(query)))
+        whole = {r.id: float(r.score) for r in exact}
+        for limit in (1, 5, 20):
+            async with uow_factory() as uow:  # the whole index fits the read: exact
+                hits = await uow.chunks.search_by_keywords(query, None, SearchFilter(), limit)
+            assert len(hits) == min(limit, len(exact)), query
+            # the same scores, in order (equal scores may come in either order)
+            assert [h.score for h in hits] == pytest.approx(
+                [float(r.score) for r in exact[:limit]], rel=1e-5
+            ), query
+            kth = float(exact[len(hits) - 1].score)
+            assert {r.id for r in exact if float(r.score) > kth + 1e-6} <= {
+                h.chunk_id for h in hits
+            }
+            # a read of 2 postings a term, whole lists while 40 postings last, 4 lookups:
+            # when `rest` says the answer is proven it is the exact top k; otherwise each
+            # answered chunk still carries its whole score
+            async with clean_db.connect() as conn:
+                rows = list(
+                    await conn.execute(
+                        partial,
+                        {
+                            **keyword_index.bm25_params(query),
+                            "k": limit,
+                            "depth": 2,
+                            "budget": 40,
+                            "probes": 4,
+                        },
+                    )
+                )
+            found = [r for r in rows if r.chunk_id is not None]
+            assert [float(r.rank) for r in found] == pytest.approx(
+                [whole[r.chunk_id] for r in found], rel=1e-5
+            ), query
+            rest = float(rows[0].rest)
+            if rest == 0 or (len(found) == limit and float(found[-1].rank) >= rest):
+                proven += 1
+                assert [float(r.rank) for r in found] == pytest.approx(
                     [float(r.score) for r in exact[:limit]], rel=1e-5
                 ), query
-                best = {
-                    r.id for r in exact if float(r.score) > float(exact[len(hits) - 1].score) + 1e-6
-                }
-                assert best <= {h.chunk_id for h in hits}, query
-    finally:
-        event.remove(clean_db.sync_engine, "before_cursor_execute", record)
-    assert len(depths) > 15  # some answers needed the second read
-    # with a single chunk looked up per read, answers may miss chunks, but never carry
-    # a partial score: each answered chunk has its whole BM25 score
-    monkeypatch.setattr(chunk_repository, "MIN_PROBES", 1)
-    monkeypatch.setattr(chunk_repository, "PROBES_PER_HIT", 1)
-    for query in ["servidor cargo", "férias recurso servidor", "abono posse vencimento"]:
-        async with uow_factory() as uow:
-            hits = await uow.chunks.search_by_keywords(query, None, SearchFilter(), 5)
-        async with clean_db.connect() as conn:
-            whole = {
-                r.id: float(r.score)
-                for r in await conn.execute(EXACT_BM25, keyword_index.bm25_params(query))
-            }
-        assert hits
-        assert [h.score for h in hits] == pytest.approx([whole[h.chunk_id] for h in hits], rel=1e-5)
+            else:
+                unproven += 1
+    assert proven and unproven  # both cases were met
 
 
 async def test_a_rare_word_is_answered_without_reading_a_common_words_postings(
@@ -285,7 +288,13 @@ async def test_a_rare_word_is_answered_without_reading_a_common_words_postings(
                 "EXPLAIN (ANALYZE, FORMAT JSON) "
                 + keyword_index.bm25_sql("d.is_current").replace("{columns}", "c.id AS chunk_id")
             ),
-            {**keyword_index.bm25_params("servidor recurso"), "k": 2, "depth": 4, "probes": 8},
+            {
+                **keyword_index.bm25_params("servidor recurso"),
+                "k": 2,
+                "depth": 4,
+                "budget": 4,
+                "probes": 8,
+            },
         )
     assert [h.filename for h in hits] == ["both.txt", "rare.txt"]
     assert hits[0].coverage == 1.0

@@ -222,29 +222,23 @@ class SqlAlchemyChunkRepository:
         """Okapi BM25 over the chunks' lexemes (see keyword_index.py), any of the words;
         of one model's chunks, or of all when `model_name` is None.
 
-        Each term's first FIRST_DEPTH postings (best first) are read; when they do not
-        prove the top `limit`, MAX_READ postings shared among the terms, and the best
-        found are answered (the exact top k unless a query's words are all common and
-        its best chunks hold few of them: bench/scale.py measures how close)."""
+        One bounded read: the rarest terms' postings whole while MAX_READ postings
+        last, and the best FIRST_DEPTH of every other term (bm25_sql); the exact top k
+        whenever the best chunks hold one of the terms read whole (bench/scale.py
+        measures how close it stays at a million chunks)."""
         params: dict[str, Any] = {
             **({"model": model_name} if model_name is not None else {}),
             "k": limit,
             "probes": max(PROBES_PER_HIT * limit, MIN_PROBES),
+            "depth": max(FIRST_DEPTH, 4 * limit),
+            "budget": MAX_READ,
             **bm25_params(text_query),
         }
         keep = _filter_sql(flt, params)
         sql = text(bm25_sql(keep, model_name is not None).replace("{columns}", _HIT_COLUMNS))
-        depth = max(FIRST_DEPTH, 4 * limit)
-        while True:
-            params["depth"] = depth
-            rows = list(await self.session.execute(sql, params))
-            hits = [r for r in rows if r.chunk_id is not None]
-            rest, terms = float(rows[0].rest), int(rows[0].terms)
-            certain = rest == 0 or (len(hits) == limit and float(hits[-1].rank) >= rest)
-            deeper = MAX_READ // max(terms, 1)
-            if certain or deeper <= depth:
-                break
-            depth = deeper
+        rows = list(await self.session.execute(sql, params))
+        hits = [r for r in rows if r.chunk_id is not None]
+        terms = int(rows[0].terms)
         return [
             replace(
                 _hit(r, float(r.rank), keyword_rank=i),

@@ -42,13 +42,12 @@ BM25_B = 0.75
 # development laws. Stored impacts depend on these three numbers: changing one is a
 # migration that recomputes them (see 0010).
 BM25_AVGDL = 92.0
-# Postings read per term at first; when that does not prove the top k, one more read
-# of MAX_READ postings shared among the query's terms, and then the best found are
-# answered (bench/scale.py measures how close they are to the exact top k). Of the
-# chunks seen, at most PROBES_PER_HIT x k (at least MIN_PROBES) get their missing terms
-# looked up, the most promising first.
+# One read per query: the rarest terms' postings whole while MAX_READ postings last
+# (a chunk holding any of them is seen), then the best FIRST_DEPTH of every other term.
+# Of the chunks seen, at most PROBES_PER_HIT x k (at least MIN_PROBES) get their
+# missing terms looked up, the most promising first.
 FIRST_DEPTH = 256
-MAX_READ = 20_000
+MAX_READ = 30_000
 PROBES_PER_HIT = 8
 MIN_PROBES = 256
 IMPACT_SQL = (
@@ -204,13 +203,8 @@ def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
     stats AS (
         SELECT greatest(coalesce(sum(chunks), 0), 1)::float8 AS n FROM ai.keyword_stats
     ),
-    w AS MATERIALIZED (
-        -- each term's idf, and the most one of its postings not read can add: the
-        -- impact of the first posting past `depth` (nothing when there is none)
-        SELECT q.term, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf,
-               ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) * coalesce(
-                   (SELECT p.impact FROM ai.keyword_postings p WHERE p.term = q.term
-                    ORDER BY p.impact DESC OFFSET :depth LIMIT 1), 0) AS bound
+    f AS (
+        SELECT q.term, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf, f.df
         FROM q CROSS JOIN stats
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(t.df), 0)::float8 AS df
@@ -218,13 +212,30 @@ def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
         ) AS f
         WHERE f.df > 0
     ),
+    d AS (
+        -- how deep each term is read: the rarest terms whole while `budget` postings
+        -- last (a chunk holding any of them is seen), what is left to the next one,
+        -- and at least `depth` of every term (its best postings)
+        SELECT f.*, greatest(:depth, least(f.df, :budget - coalesce(sum(f.df) OVER (
+                   ORDER BY f.df, f.term ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+               ), 0)))::bigint AS depth
+        FROM f
+    ),
+    w AS MATERIALIZED (
+        -- each term's idf and depth, and the most one of its postings not read can
+        -- add: the impact of the first posting past its depth (nothing when none)
+        SELECT d.term, d.idf, d.depth, d.idf * coalesce(
+                   (SELECT p.impact FROM ai.keyword_postings p WHERE p.term = d.term
+                    ORDER BY p.impact DESC OFFSET d.depth LIMIT 1), 0) AS bound
+        FROM d
+    ),
     total AS (SELECT coalesce(sum(bound), 0) AS bound FROM w),
     heads AS MATERIALIZED (
         -- each term's highest-impact postings: an index range, best first
         SELECT w.term, w.idf, w.bound, h.chunk_id, h.document_id, h.impact
         FROM w CROSS JOIN LATERAL (
             SELECT p.chunk_id, p.document_id, p.impact FROM ai.keyword_postings p
-            WHERE p.term = w.term ORDER BY p.impact DESC LIMIT :depth
+            WHERE p.term = w.term ORDER BY p.impact DESC LIMIT w.depth
         ) AS h
     ),
     seen AS MATERIALIZED (
