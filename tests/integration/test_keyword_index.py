@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.postgres import chunks as chunk_repository
 from adapters.postgres import keyword_index
 from adapters.postgres.keyword_index import bm25_sql
 from application.ports import UnitOfWorkFactory
@@ -157,9 +158,18 @@ async def test_bm25_weighs_rare_terms_and_normalises_length(
     assert len(every) == 22  # all but rare.txt
 
 
+@pytest.mark.parametrize("few", [2000, 0], ids=["counted-few", "read-then-filtered-read"])
 async def test_a_narrow_filter_never_starves_the_keyword_ranking(
-    uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
+    uow_factory: UnitOfWorkFactory,
+    clean_db: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    few: int,
 ) -> None:
+    # counted few: each filtered chunk looked up; otherwise the bounded read (here 8
+    # postings) holds none of the filtered chunks, and the filtered read finds it
+    monkeypatch.setattr(chunk_repository, "EXACT_KEYWORD_MAX", few)
+    monkeypatch.setattr(chunk_repository, "FIRST_DEPTH", 8)
+    monkeypatch.setattr(chunk_repository, "MAX_READ", 8)
     # 300 chunks that outrank everything else on "servidor", in another collection
     await store(uow_factory, document("many.txt"), ["servidor servidor servidor"] * 300)
     lone = document("lone.txt", collection="outra")

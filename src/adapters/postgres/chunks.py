@@ -18,6 +18,7 @@ from adapters.postgres.keyword_index import (
     MIN_PROBES,
     PROBES_PER_HIT,
     KeywordIndex,
+    bm25_among_sql,
     bm25_params,
     bm25_sql,
 )
@@ -46,8 +47,10 @@ _HIT_COLUMNS = """
     d.metadata ->> 'norm' AS norm, d.source_key, d.version, d.is_current
 """
 _EF_SEARCH_STEPS = (100, 400, 1000)
-# a filter keeping at most this many chunks is searched exactly, without the graph
+# a filter keeping at most this many chunks is searched exactly: by vector without the
+# graph, by keywords with a lookup of each chunk for each term
 EXACT_SEARCH_MAX = 10_000
+EXACT_KEYWORD_MAX = 2_000
 
 
 def _filter_sql(flt: SearchFilter, params: dict[str, Any]) -> str | None:
@@ -69,6 +72,11 @@ def _filter_sql(flt: SearchFilter, params: dict[str, Any]) -> str | None:
         clauses.append("d.metadata @> CAST(:metadata AS jsonb)")
         params["metadata"] = orjson.dumps(dict(flt.metadata)).decode()
     return " AND ".join(clauses) or None
+
+
+def _selective(flt: SearchFilter) -> bool:
+    """Whether the filter may keep few chunks (beyond current versions only)."""
+    return bool(flt.collection or flt.document_ids or flt.metadata or flt.within is not None)
 
 
 def _hit(
@@ -177,20 +185,12 @@ class SqlAlchemyChunkRepository:
             LIMIT :limit
             """  # noqa: S608 - fixed clauses and a checked integer; values are bound
         )
-        if flt.collection or flt.document_ids or flt.metadata or flt.within is not None:
-            # a filter that keeps few chunks is answered exactly at once, in time
-            # bounded by EXACT_SEARCH_MAX; no walk of the graph would find them cheaper
-            kept = text(
-                f"""
-                SELECT count(*) FROM (
-                    SELECT 1 FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id
-                    WHERE c.embedding_dim = {dim} AND {where} LIMIT :cap
-                ) AS f
-                """  # noqa: S608 - fixed clauses and a checked integer; values are bound
-            )
-            few = await self.session.execute(kept, {**params, "cap": EXACT_SEARCH_MAX + 1})
-            if few.scalar_one() <= EXACT_SEARCH_MAX:
-                return await self._exact(exact, params)
+        # a filter that keeps few chunks is answered exactly at once, in time bounded
+        # by EXACT_SEARCH_MAX; no walk of the graph would find them cheaper
+        if _selective(flt) and await self._keeps_few(
+            f"c.embedding_dim = {dim} AND {where}", params, EXACT_SEARCH_MAX
+        ):
+            return await self._exact(exact, params)
         rows: list[Row[Any]] = []
         for ef in _EF_SEARCH_STEPS:
             params["ef"] = max(ef, limit)
@@ -207,6 +207,19 @@ class SqlAlchemyChunkRepository:
         return [
             _hit(r, 1.0 - float(r.distance), vector_rank=i) for i, r in enumerate(rows, start=1)
         ]
+
+    async def _keeps_few(self, where: str, params: dict[str, Any], most: int) -> bool:
+        """Whether at most `most` chunks pass `where` (counted no further than that)."""
+        kept = text(
+            f"""
+            SELECT count(*) FROM (
+                SELECT 1 FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id
+                WHERE {where} LIMIT :most
+            ) AS f
+            """  # noqa: S608 - fixed clauses; values are bound
+        )
+        n = (await self.session.execute(kept, {**params, "most": most + 1})).scalar_one()
+        return bool(n <= most)
 
     async def _exact(self, sql: Any, params: dict[str, Any]) -> list[SearchHit]:
         await self.session.execute(text("SELECT set_config('enable_indexscan', 'off', true)"))
@@ -235,9 +248,22 @@ class SqlAlchemyChunkRepository:
             **bm25_params(text_query),
         }
         keep = _filter_sql(flt, params)
-        sql = text(bm25_sql(keep, model_name is not None).replace("{columns}", _HIT_COLUMNS))
+        if keep and _selective(flt) and await self._keeps_few(keep, params, EXACT_KEYWORD_MAX):
+            # few chunks pass: each is looked up for each term, exact and bounded
+            sql = text(bm25_among_sql(keep).replace("{columns}", _HIT_COLUMNS))
+        else:
+            sql = text(bm25_sql(keep, model_name is not None).replace("{columns}", _HIT_COLUMNS))
         rows = list(await self.session.execute(sql, params))
         hits = [r for r in rows if r.chunk_id is not None]
+        if len(hits) < limit and float(rows[0].rest) > 0 and keep and _selective(flt):
+            # the bounded read held too few of the filtered chunks: read the filtered
+            # chunks' own postings (never starved; it walks past the others)
+            narrow = _filter_sql(flt, {})  # its clauses over documents
+            sql = text(
+                bm25_sql(keep, model_name is not None, narrow).replace("{columns}", _HIT_COLUMNS)
+            )
+            rows = list(await self.session.execute(sql, params))
+            hits = [r for r in rows if r.chunk_id is not None]
         terms = int(rows[0].terms)
         return [
             replace(

@@ -170,7 +170,7 @@ class KeywordIndex:
             )
 
 
-def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
+def bm25_sql(keep: str | None, of_chunks: bool = False, narrow: str | None = None) -> str:
     """The best ``:k`` chunks by BM25 for the query's lexemes (any of them), read from
     each term's postings in impact order, at most ``:depth`` per term.
 
@@ -187,10 +187,18 @@ def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
     per term and ``probes``, not by how many chunks hold a word.
 
     ``keep``: the filter (a WHERE over ``d`` documents, and over ``c`` chunks when
-    ``of_chunks``) applied to the postings read, so a filter narrows the candidates before the
-    k best are chosen and never starves the answer; None when nothing is filtered.
+    ``of_chunks``) applied to the postings read, before the k best are chosen; None
+    when nothing is filtered. ``narrow``: the filter's clauses over documents, applied
+    while each list is read instead (the postings read are then the filtered chunks'
+    own, so the answer is never starved, at the cost of walking past the others).
     Every answer has at least one row: ``rest`` and ``terms`` with no hit when none.
     """
+    # a narrow filter (its clauses over documents) is applied while each term's list
+    # is read, so the postings read are the filtered chunks' own: it never starves
+    docs = ""
+    if narrow:
+        docs = f"docs AS MATERIALIZED (SELECT d.id FROM ai.documents d WHERE {narrow}),"  # noqa: S608 - fixed clauses
+    only = "AND p.document_id IN (SELECT id FROM docs)" if narrow else ""
     filtered = ""
     if keep is not None:
         chunks = "JOIN ai.chunks c ON c.id = h.chunk_id " if of_chunks else ""
@@ -203,6 +211,7 @@ def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
     stats AS (
         SELECT greatest(coalesce(sum(chunks), 0), 1)::float8 AS n FROM ai.keyword_stats
     ),
+    {docs}
     f AS (
         SELECT q.term, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf, f.df
         FROM q CROSS JOIN stats
@@ -225,7 +234,7 @@ def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
         -- each term's idf and depth, and the most one of its postings not read can
         -- add: the impact of the first posting past its depth (nothing when none)
         SELECT d.term, d.idf, d.depth, d.idf * coalesce(
-                   (SELECT p.impact FROM ai.keyword_postings p WHERE p.term = d.term
+                   (SELECT p.impact FROM ai.keyword_postings p WHERE p.term = d.term {only}
                     ORDER BY p.impact DESC OFFSET d.depth LIMIT 1), 0) AS bound
         FROM d
     ),
@@ -235,7 +244,7 @@ def bm25_sql(keep: str | None, of_chunks: bool = False) -> str:
         SELECT w.term, w.idf, w.bound, h.chunk_id, h.document_id, h.impact
         FROM w CROSS JOIN LATERAL (
             SELECT p.chunk_id, p.document_id, p.impact FROM ai.keyword_postings p
-            WHERE p.term = w.term ORDER BY p.impact DESC LIMIT w.depth
+            WHERE p.term = w.term {only} ORDER BY p.impact DESC LIMIT w.depth
         ) AS h
     ),
     seen AS MATERIALIZED (
@@ -297,3 +306,49 @@ def bm25_params(text_query: str) -> dict[str, Any]:
         "from": UNACCENT_FROM,
         "to": UNACCENT_TO,
     }
+
+
+def bm25_among_sql(keep: str) -> str:
+    """BM25's exact top ``:k`` among the chunks a filter keeps (``keep``, a WHERE over
+    ``c`` chunks and ``d`` documents), each looked up by the postings' primary key for
+    each query term: for a filter known to keep few chunks. Same row shape as
+    ``bm25_sql`` (``rest`` is 0: the answer is exact)."""
+    return f"""
+    WITH q AS (
+        SELECT DISTINCT u.lexeme AS term
+        FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', translate(:text, :from, :to))) AS u
+    ),
+    stats AS (
+        SELECT greatest(coalesce(sum(chunks), 0), 1)::float8 AS n FROM ai.keyword_stats
+    ),
+    w AS MATERIALIZED (
+        SELECT q.term, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf
+        FROM q CROSS JOIN stats
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(t.df), 0)::float8 AS df
+            FROM ai.keyword_terms t WHERE t.term = q.term
+        ) AS f
+        WHERE f.df > 0
+    ),
+    kept AS MATERIALIZED (
+        SELECT c.id FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id WHERE {keep}
+    ),
+    scored AS (
+        SELECT k.id AS chunk_id, sum(w.idf * p.impact) AS score, count(*) AS matched
+        FROM kept k CROSS JOIN w
+        CROSS JOIN LATERAL (
+            SELECT p.impact FROM ai.keyword_postings p
+            WHERE p.term = w.term AND p.chunk_id = k.id
+        ) AS p
+        GROUP BY k.id
+        ORDER BY score DESC, k.id
+        LIMIT :k
+    )
+    SELECT 0::float8 AS rest, (SELECT count(*) FROM q) AS terms, hit.*
+    FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+        SELECT {{columns}}, s.score AS rank, s.matched
+        FROM scored s JOIN ai.chunks c ON c.id = s.chunk_id
+        JOIN ai.documents d ON d.id = c.document_id
+    ) AS hit ON TRUE
+    ORDER BY hit.rank DESC NULLS LAST, hit.chunk_id
+    """  # noqa: S608 - fixed clauses; values are bound
