@@ -170,6 +170,27 @@ class KeywordIndex:
             )
 
 
+# the query's lexemes (q), the corpus size (stats) and each known term's idf and
+# document frequency (f): the head of both statements below
+_QUERY_TERMS = f"""q AS (
+        SELECT DISTINCT u.lexeme AS term
+        FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', translate(:text, :from, :to))) AS u
+    ),
+    stats AS (
+        SELECT greatest(coalesce(sum(chunks), 0), 1)::float8 AS n FROM ai.keyword_stats
+    ),
+    f AS (
+        SELECT q.term, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf, f.df
+        FROM q CROSS JOIN stats
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(t.df), 0)::float8 AS df
+            FROM ai.keyword_terms t WHERE t.term = q.term
+        ) AS f
+        WHERE f.df > 0
+    ),
+"""  # noqa: S608 - a fixed constant
+
+
 def bm25_sql(keep: str | None, of_chunks: bool = False, narrow: str | None = None) -> str:
     """The best ``:k`` chunks by BM25 for the query's lexemes (any of them), read from
     each term's postings in impact order, at most ``:depth`` per term.
@@ -204,23 +225,8 @@ def bm25_sql(keep: str | None, of_chunks: bool = False, narrow: str | None = Non
         chunks = "JOIN ai.chunks c ON c.id = h.chunk_id " if of_chunks else ""
         filtered = f"JOIN ai.documents d ON d.id = h.document_id {chunks}WHERE {keep}"
     return f"""
-    WITH q AS (
-        SELECT DISTINCT u.lexeme AS term
-        FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', translate(:text, :from, :to))) AS u
-    ),
-    stats AS (
-        SELECT greatest(coalesce(sum(chunks), 0), 1)::float8 AS n FROM ai.keyword_stats
-    ),
+    WITH {_QUERY_TERMS}
     {docs}
-    f AS (
-        SELECT q.term, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf, f.df
-        FROM q CROSS JOIN stats
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(t.df), 0)::float8 AS df
-            FROM ai.keyword_terms t WHERE t.term = q.term
-        ) AS f
-        WHERE f.df > 0
-    ),
     d AS (
         -- how deep each term is read: the rarest terms whole while `budget` postings
         -- last (a chunk holding any of them is seen), what is left to the next one,
@@ -314,22 +320,8 @@ def bm25_among_sql(keep: str) -> str:
     each query term: for a filter known to keep few chunks. Same row shape as
     ``bm25_sql`` (``rest`` is 0: the answer is exact)."""
     return f"""
-    WITH q AS (
-        SELECT DISTINCT u.lexeme AS term
-        FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', translate(:text, :from, :to))) AS u
-    ),
-    stats AS (
-        SELECT greatest(coalesce(sum(chunks), 0), 1)::float8 AS n FROM ai.keyword_stats
-    ),
-    w AS MATERIALIZED (
-        SELECT q.term, ln(1 + (stats.n - f.df + 0.5) / (f.df + 0.5)) AS idf
-        FROM q CROSS JOIN stats
-        CROSS JOIN LATERAL (
-            SELECT coalesce(sum(t.df), 0)::float8 AS df
-            FROM ai.keyword_terms t WHERE t.term = q.term
-        ) AS f
-        WHERE f.df > 0
-    ),
+    WITH {_QUERY_TERMS}
+    w AS MATERIALIZED (SELECT term, idf FROM f),
     kept AS MATERIALIZED (
         SELECT c.id FROM ai.chunks c JOIN ai.documents d ON d.id = c.document_id WHERE {keep}
     ),
