@@ -1,0 +1,297 @@
+"""The corpora of bench/scale.py: realistic legal text and stand-in vectors at 100k and
+1M chunks, loaded into the real schema (COPY, the repositories' posting statements,
+indexes built after), each size in a database of its own on one server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+from pgvector.asyncpg import register_vector
+
+from adapters.embedding.blas import BlasE5Embedder
+from adapters.embedding.local import MODEL_NAMES
+from adapters.postgres.database import create_engine, session_factory
+from adapters.postgres.keyword_index import KeywordIndex
+from adapters.postgres.migrations import upgrade_head
+from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
+from adapters.services.local import local_services
+from bench.common import ROOT, console
+from bench.queue_scale import load as load_documents
+from domain.model import Chunk, Document, DocumentType
+
+MODEL = MODEL_NAMES["original"]
+DIM = 384
+PER_DOCUMENT = 100
+PENDING = 100_000
+BASES = 1024
+CACHE = ROOT / ".cache" / "bench-scale"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+WORD = re.compile(r"\w+|\W+")
+
+# the indexes a bulk load builds after the rows are in (name -> statement)
+INDEXES = {
+    "pk_keyword_postings": (
+        "ALTER TABLE ai.keyword_postings ADD CONSTRAINT pk_keyword_postings "
+        "PRIMARY KEY (term, chunk_id)"
+    ),
+    "ix_keyword_postings_term_impact": (
+        "CREATE INDEX ix_keyword_postings_term_impact ON ai.keyword_postings "
+        "(term, impact DESC) INCLUDE (chunk_id, document_id)"
+    ),
+    "ix_keyword_postings_chunk_id": (
+        "CREATE INDEX ix_keyword_postings_chunk_id ON ai.keyword_postings (chunk_id)"
+    ),
+    "ix_chunks_search_vector": (
+        "CREATE INDEX ix_chunks_search_vector ON ai.chunks USING gin (search_vector)"
+    ),
+    "ix_chunks_embedding_384_hnsw": (
+        "CREATE INDEX ix_chunks_embedding_384_hnsw ON ai.chunks USING hnsw "
+        "((embedding::vector(384)) vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
+        "WHERE embedding_dim = 384"
+    ),
+}
+_DROP = {
+    "pk_keyword_postings": "ALTER TABLE ai.keyword_postings DROP CONSTRAINT pk_keyword_postings",
+}
+
+
+def doc_id(g: int) -> uuid.UUID:
+    """The id bench.queue_scale gives document number g (md5('doc' || g))."""
+    return uuid.UUID(hashlib.md5(f"doc{g}".encode()).hexdigest())  # noqa: S324 - an id
+
+
+# -- the corpus ---------------------------------------------------------------------------
+
+
+class Corpus:
+    """Texts and stand-in vectors of chunk number j, the same for every run."""
+
+    def __init__(self, texts: list[str], bases: np.ndarray) -> None:
+        self.texts = texts
+        self.bases = bases
+        self.words = [w for t in texts for w in WORD.findall(t) if w[0].isalnum()]
+
+    def chunk(self, j: int) -> tuple[str, np.ndarray]:
+        rng = np.random.default_rng(j)
+        base = self.texts[j % len(self.texts)]
+        if j >= len(self.texts):  # the first copy is the real text
+            parts = WORD.findall(base)
+            for i in np.flatnonzero(rng.random(len(parts)) < 1 / 7):
+                if parts[i][0].isalnum():
+                    parts[i] = self.words[int(rng.integers(len(self.words)))]
+            base = "".join(parts)
+        a, b = rng.integers(len(self.bases), size=2)
+        w = rng.uniform(0.5, 1.0)
+        v = w * self.bases[a] + (1 - w) * self.bases[b] + rng.normal(0, 0.01, DIM)
+        return base, (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def real_vectors(embedder: BlasE5Embedder, texts: Sequence[str], query: bool) -> np.ndarray:
+    key = hashlib.sha256(("q" if query else "p").encode() + "\0".join(texts).encode())
+    path = CACHE / f"{key.hexdigest()[:16]}.npy"
+    if path.exists():
+        return np.asarray(np.load(path), dtype=np.float32)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = (
+        np.stack([embedder.encode([t], query)[0] for t in texts])
+        if query
+        else (embedder.encode(list(texts), False))
+    )
+    np.save(path, np.asarray(out, dtype=np.float32))
+    return np.asarray(out, dtype=np.float32)
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def pg_url(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def load(url: str, corpus: Corpus, size: int) -> dict[str, Any]:
+    """`size` chunks in size/100 documents, then the indexes; returns the timings."""
+    docs = size // PER_DOCUMENT
+    engine = create_engine(url, application_name="bench-scale")
+    sessions = session_factory(engine)
+    out: dict[str, Any] = {}
+    conn = await asyncpg.connect(pg_url(url))
+    await register_vector(conn)
+    try:
+        t = time.perf_counter()
+        await load_documents(engine, 0, docs + PENDING, PENDING, T0)
+        await conn.execute(
+            "UPDATE ai.documents SET is_current = false WHERE id IN "
+            "(SELECT md5('doc' || g)::uuid FROM generate_series(19, $1 - 1, 20) g)",
+            docs,
+        )
+        out["documents_s"] = time.perf_counter() - t
+        for name in INDEXES:
+            await conn.execute(_DROP.get(name, f"DROP INDEX ai.{name}"))
+        t, copied = time.perf_counter(), 0.0
+        for first in range(0, docs, 50):
+            batch = range(first, min(first + 50, docs))
+            records = []
+            for g in batch:
+                for position in range(PER_DOCUMENT):
+                    body, vector = corpus.chunk(g * PER_DOCUMENT + position)
+                    records.append(
+                        (doc_id(g), position, body, len(body.split()), MODEL, DIM, vector)
+                    )
+            c0 = time.perf_counter()
+            await conn.copy_records_to_table(
+                "chunks",
+                schema_name="ai",
+                columns=[
+                    "document_id",
+                    "position",
+                    "text",
+                    "token_count",
+                    "model_name",
+                    "embedding_dim",
+                    "embedding",
+                ],
+                records=records,
+            )
+            async with SqlAlchemyUnitOfWork(sessions) as uow:  # the repository's SQL
+                index = KeywordIndex(uow.session)
+                for g in batch:
+                    await index.post(doc_id(g))
+                await uow.commit()
+            copied += time.perf_counter() - c0
+            if first % 1000 == 0:
+                console.print(f"  {(first + len(batch)) * PER_DOCUMENT:,} chunks stored")
+        out["rows_s"] = time.perf_counter() - t
+        out["rows_db_s"] = copied
+        t = time.perf_counter()
+        await conn.execute(
+            """
+            INSERT INTO ai.keyword_terms (term, shard, df)
+            SELECT term, ('x' || right(document_id::text, 1))::bit(4)::int, count(*)
+            FROM ai.keyword_postings GROUP BY 1, 2;
+            INSERT INTO ai.keyword_stats (shard, chunks, tokens)
+            SELECT ('x' || right(document_id::text, 1))::bit(4)::int, count(*),
+                   sum(keyword_length)
+            FROM ai.chunks GROUP BY 1;
+            """
+        )
+        out["statistics_s"] = time.perf_counter() - t
+        await conn.execute("SET maintenance_work_mem = '6GB'")
+        await conn.execute("SET max_parallel_maintenance_workers = 1")
+        out["index_build_s"] = {}
+        for name, statement in INDEXES.items():
+            t = time.perf_counter()
+            await conn.execute(statement)
+            out["index_build_s"][name] = time.perf_counter() - t
+            console.print(f"  {name}: {out['index_build_s'][name]:.0f} s")
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+        await engine.dispose()
+    return out
+
+
+async def insert_throughput(url: str, corpus: Corpus, size: int) -> dict[str, float]:
+    """20 more documents of 100 chunks through ChunkRepository.replace, every index on."""
+    engine = create_engine(url, application_name="bench-scale-insert")
+    sessions = session_factory(engine)
+    run = uuid.uuid4().hex
+    t, stored = time.perf_counter(), 0
+    for k in range(20):
+        doc = Document(
+            uuid.uuid4(),
+            "colecao-extra",
+            f"extra-{k}.txt",
+            DocumentType.TEXT,
+            1,
+            hashlib.sha256(f"extra{run}-{k}".encode()).hexdigest(),
+            {},
+            T0,
+            is_current=True,
+        )
+        chunks = []
+        for position in range(PER_DOCUMENT):
+            body, vector = corpus.chunk(size + k * PER_DOCUMENT + position)
+            chunks.append(
+                Chunk(
+                    doc.id,
+                    position,
+                    body,
+                    len(body.split()),
+                    None,
+                    list(map(float, vector)),
+                    MODEL,
+                    DIM,
+                )
+            )
+        async with SqlAlchemyUnitOfWork(sessions) as uow:
+            await uow.documents.add(doc, b"x")
+            await uow.chunks.replace(doc.id, chunks)
+            await uow.commit()
+        stored += len(chunks)
+    took = time.perf_counter() - t
+    await engine.dispose()
+    return {"chunks": stored, "chunks_per_s": stored / took}
+
+
+async def sizes_of(url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(pg_url(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT c.relname, pg_relation_size(c.oid) AS bytes FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ai' "
+            "AND c.relkind IN ('r', 'i') ORDER BY 2 DESC"
+        )
+        return {r["relname"]: int(r["bytes"]) for r in rows if r["bytes"] > 1 << 20}
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def server(keep: Path | None) -> Iterator[str]:
+    import tempfile
+
+    with contextlib.ExitStack() as stack:
+        data = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cogep-scale-")))
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o755)
+        import os
+
+        s = stack.enter_context(local_services(os.environ.get("DATABASE_URL"), None, data))
+        yield s.database_url
+
+
+async def _fetch(url: str, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(pg_url(url))
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _execute(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(pg_url(url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def database_for(admin_url: str, size: int) -> tuple[str, bool]:
+    """The URL of the size's own database (migrated to head), and whether it is loaded."""
+    name = f"cogep_scale_{size}"
+    if not asyncio.run(_fetch(admin_url, "SELECT 1 FROM pg_database WHERE datname = $1", name)):
+        asyncio.run(_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    upgrade_head(url)
+    return url, asyncio.run(_fetch(url, "SELECT count(*) FROM ai.chunks")) >= size
