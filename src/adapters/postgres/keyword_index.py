@@ -10,9 +10,9 @@ article below chunks that merely repeat a common word (bench/retrieval.py).
 - ``keyword_postings(term, chunk_id, document_id, tf, impact)``: one row per term of a
   chunk, with its share of a BM25 score before the term's idf (``impact``, from tf and
   the chunk's length) and the chunk's document (for filters), indexed by
-  ``(term, impact DESC)``: a query reads each term's best postings first and stops
-  when the rest cannot change its top k (``bm25_sql``), so its cost does not grow
-  with how many chunks hold a word.
+  ``(term, impact DESC)``: a query reads its rarest terms' postings whole and the best
+  of the others within a budget (``bm25_sql``), so its cost does not grow with how
+  many chunks hold a word.
 - ``keyword_terms(term, shard, df)`` and ``keyword_stats(shard, chunks, tokens)``:
   document frequencies and corpus size, updated by net deltas in term order (one
   lock order: no deadlocks), split in shards by document so concurrent stores of
@@ -193,19 +193,20 @@ _QUERY_TERMS = f"""q AS (
 
 def bm25_sql(keep: str | None, of_chunks: bool = False, narrow: str | None = None) -> str:
     """The best ``:k`` chunks by BM25 for the query's lexemes (any of them), read from
-    each term's postings in impact order, at most ``:depth`` per term.
+    each term's postings in impact order: the rarest terms whole while ``:budget``
+    postings last, what is left to the next one, at least ``:depth`` of every term.
 
     Threshold algorithm with candidate pruning (Fagin's TA and NRA over impact-ordered
     lists): a chunk's BM25 score is the sum of ``idf * impact`` over the query terms it
-    holds, so a chunk none of whose postings was among the first ``depth`` of any term
+    holds, so a chunk none of whose postings was among those read of any term
     can score at most the sum over terms of ``idf *`` the last impact read (nothing for
     a list read to its end). The chunks seen get partial scores; those whose partial
     score plus the bounds of the terms they were not seen in cannot reach the k-th best
     partial score are dropped; of the others, the ``probes`` most promising get their
     missing terms from the postings' primary key. ``rest`` is the most any chunk not in
     the answer can score (never seen, or seen and not looked up): when the k-th score
-    is at least ``rest`` the answer is exactly BM25's top k. Work is bounded by ``depth``
-    per term and ``probes``, not by how many chunks hold a word.
+    is at least ``rest`` the answer is exactly BM25's top k. Work is bounded by
+    ``budget``, ``depth`` and ``probes``, not by how many chunks hold a word.
 
     ``keep``: the filter (a WHERE over ``d`` documents, and over ``c`` chunks when
     ``of_chunks``) applied to the postings read, before the k best are chosen; None

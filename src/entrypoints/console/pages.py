@@ -95,25 +95,17 @@ async def sign_in(
     authenticator: Authenticator = Depends(Provide[Container.authenticator]),
 ) -> Response:
     check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf)
+
+    def refused(error: str, status: int) -> Response:
+        return page(
+            request, "signin.html", {"viewer": None, "csrf": csrf, "error": error}, status=status
+        )
+
     key = await authenticator.authenticate(api_key.strip()) if api_key.strip() else None
     if key is None:
-        return page(
-            request,
-            "signin.html",
-            {"viewer": None, "csrf": csrf, "error": "Chave desconhecida ou revogada."},
-            status=401,
-        )
+        return refused("Chave desconhecida ou revogada.", 401)
     if not key.allows(Scope.READ):
-        return page(
-            request,
-            "signin.html",
-            {
-                "viewer": None,
-                "csrf": csrf,
-                "error": "Esta chave não tem o escopo de leitura (read) que o console exige.",
-            },
-            status=403,
-        )
+        return refused("Esta chave não tem o escopo de leitura (read) que o console exige.", 403)
     session_id, _ = await sessions.create(str(key.id), key.prefix)
     response = redirect(f"{BASE}/")
     set_cookie(response, request, SESSION_COOKIE, session_id, sessions.ttl_s)
