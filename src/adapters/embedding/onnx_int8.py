@@ -78,3 +78,19 @@ class Int8E5Embedder(BlasE5Embedder):
     def _encoder(self, tokenizer: E5Tokenizer) -> E5Embeddings:
         path = graph_for(tokenizer.file, model_path(self.variant), "int8", self._cache_dir)
         return OnnxE5Model(tokenizer, path)
+
+
+def prepare(cache_dir: Path | None = None, variant: str = "original") -> Path:
+    """Build the int8 graph into the cache now (an image build step, say), so that no
+    process pays for it at first start."""
+    from adapters.embedding.blas import load_tokenizer
+
+    return graph_for(
+        load_tokenizer(variant).file, model_path(variant), "int8", cache_dir or default_cache_dir()
+    )
+
+
+if __name__ == "__main__":  # python -m adapters.embedding.onnx_int8 [CACHE_DIR]
+    import sys
+
+    print(prepare(Path(sys.argv[1]) if len(sys.argv) > 1 else None))
