@@ -116,6 +116,12 @@ class DocumentRepository(Protocol):
         is the content's or the norm's), with these bytes."""
         ...
 
+    async def latest_and_unkeyed(
+        self, collection: str, source_key: str, sha256: str
+    ) -> tuple[Document | None, Document | None]:
+        """``latest_version`` and ``unkeyed_by_hash`` in one read (the upload path)."""
+        ...
+
     async def save_versions(self, docs: Sequence[Document]) -> None:
         """Persist key, origin, version number, currency and indexed_at."""
         ...

@@ -101,6 +101,13 @@ class TestDocuments:
             assert (await uow.documents.unkeyed_by_hash("rh", first.sha256)) == first
             assert (await uow.documents.unkeyed_by_hash("outra", first.sha256)) is None
             assert (await uow.documents.latest_version("rh", first.source_key)) == first
+            # both in one read: by key and by bytes, each found or not on its own
+            both = uow.documents.latest_and_unkeyed
+            assert await both("rh", first.source_key, first.sha256) == (first, first)
+            assert await both("rh", "outra-chave", first.sha256) == (None, first)
+            assert await both("rh", first.source_key, "0" * 64) == (first, None)
+            assert await both("outra", first.source_key, first.sha256) == (None, None)
+            assert await uow.documents.content(first.id) == b"a"  # the twin wrote no bytes
             await uow.commit()
 
     async def test_the_database_holds_one_current_version_per_key(

@@ -123,6 +123,14 @@ class FakeDocuments:
         ]
         return max(found, key=lambda d: (d.created_at, str(d.id)), default=None)
 
+    async def latest_and_unkeyed(
+        self, collection: str, source_key: str, sha256: str
+    ) -> tuple[Document | None, Document | None]:
+        return (
+            await self.latest_version(collection, source_key),
+            await self.unkeyed_by_hash(collection, sha256),
+        )
+
     async def save_versions(self, docs: Sequence[Document]) -> None:
         for doc in docs:
             self.s.documents[doc.id] = doc

@@ -8,7 +8,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import (
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,8 +50,54 @@ _VERSION_COLUMNS = (
     "superseded_at",
     "indexed_at",
 )
-_INSERT_CONTENT = insert(contents)
-_INSERT_JOB = insert(jobs)
+# the document row and its bytes in one round trip; no bytes when the version is taken
+_NEW_DOCUMENT_COLUMNS = (
+    "id",
+    "collection",
+    "filename",
+    "content_type",
+    "size_bytes",
+    "sha256",
+    "metadata",
+    "chunk_count",
+    "source_key",
+    "key_origin",
+    "version",
+    "is_current",
+    "batch",
+    "created_at",
+    "updated_at",
+)
+_NEW_DOCUMENT = _INSERT_DOCUMENT.values(
+    {c: bindparam(c, type_=documents.c[c].type) for c in _NEW_DOCUMENT_COLUMNS}
+).cte("new_document")
+_INSERT_DOCUMENT_AND_CONTENT = (
+    insert(contents)
+    .from_select(
+        ["document_id", "data"],
+        select(_NEW_DOCUMENT.c.id, bindparam("data", type_=contents.c.data.type)),
+    )
+    .returning(contents.c.document_id)
+)
+# latest_version and unkeyed_by_hash in one round trip (the upload path)
+_LATEST_AND_UNKEYED = union_all(
+    select(literal_column("1").label("which"), *documents.c)
+    .where(
+        documents.c.collection == bindparam("collection"),
+        documents.c.source_key == bindparam("source_key"),
+    )
+    .order_by(documents.c.version.desc())
+    .limit(1),
+    select(literal_column("2").label("which"), *documents.c)
+    .where(
+        documents.c.collection == bindparam("collection"),
+        documents.c.sha256 == bindparam("sha256"),
+        documents.c.key_origin != KeyOrigin.CLIENT.value,
+        documents.c.superseded_at.is_(None),
+    )
+    .order_by(documents.c.created_at.desc(), documents.c.id.desc())
+    .limit(1),
+)
 
 
 _Changes = list[Change]  # spelled out here: inside the class `list` is a method
@@ -67,11 +125,9 @@ class SqlAlchemyDocumentRepository:
             "created_at": document.created_at,
             "updated_at": document.created_at,
         }
-        inserted = (await self.session.execute(_INSERT_DOCUMENT, params)).scalar_one_or_none()
-        if inserted is None:
-            return False
-        await self.session.execute(_INSERT_CONTENT, {"document_id": document.id, "data": content})
-        return True
+        params["data"] = content
+        result = await self.session.execute(_INSERT_DOCUMENT_AND_CONTENT, params)
+        return result.scalar_one_or_none() is not None
 
     async def get(self, document_id: uuid.UUID) -> Document | None:
         row = (
@@ -129,6 +185,16 @@ class SqlAlchemyDocumentRepository:
             )
         ).first()
         return document_from_row(row) if row else None
+
+    async def latest_and_unkeyed(
+        self, collection: str, source_key: str, sha256: str
+    ) -> tuple[Document | None, Document | None]:
+        rows = await self.session.execute(
+            _LATEST_AND_UNKEYED,
+            {"collection": collection, "source_key": source_key, "sha256": sha256},
+        )
+        found = {row.which: document_from_row(row) for row in rows}
+        return found.get(1), found.get(2)
 
     async def save_versions(self, docs: Sequence[Document]) -> None:
         # demotions first: the database allows one current version per key at any time

@@ -158,12 +158,10 @@ class EnqueueDocumentHandler:
                 if replay is not None:
                     return replay
             await uow.documents.lock_keys(collection, [key])
-            latest = await uow.documents.latest_version(collection, key)
-            same = (
-                latest
-                if source_key is not None
-                else await uow.documents.unkeyed_by_hash(collection, sha256)
-            )
+            if source_key is not None:
+                latest = same = await uow.documents.latest_version(collection, key)
+            else:
+                latest, same = await uow.documents.latest_and_unkeyed(collection, key, sha256)
             if same is not None and same.sha256 == sha256:
                 result = await self._existing(same, metadata, uow)
             else:

@@ -125,9 +125,9 @@ def _answer(
 ) -> DocumentOut:
     if result.created:
         response.status_code = status.HTTP_201_CREATED
-        response.headers["Location"] = str(
-            request.url_for("get_document", document_id=result.document.id)
-        )
+        # a relative reference (RFC 9110 allows it): url_for walked every route per upload
+        root = request.scope.get("root_path", "")
+        response.headers["Location"] = f"{root}{router.prefix}/{result.document.id}"
     else:
         response.status_code = status.HTTP_200_OK
     if result.replayed:
