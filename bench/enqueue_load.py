@@ -10,7 +10,10 @@ The client is a minimal HTTP/1.1 client on asyncio streams with pre-built reques
 on two shared cores, a general-purpose client's own overhead would be measured as
 server latency.
 
-    python -m bench.enqueue_load [--seconds-per-step 8] [--api-workers 1]
+    python -m bench.enqueue_load [--seconds-per-step 8] [--api-workers 1] [--no-worker]
+
+``--no-worker`` (a diagnostic: the API alone on the host) also times GET /healthz
+through the same middleware stack, the floor of any request's API CPU.
 """
 
 from __future__ import annotations
@@ -106,9 +109,20 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
+def healthz_request(host: str) -> bytes:
+    """GET /healthz: the whole middleware stack and routing, no body, no database (the
+    floor under which no upload's API CPU can go)."""
+    return f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
+
 async def load(
-    url: str, key: str, make: Callable[[], tuple[str, str, bytes]], concurrency: int, seconds: float
+    url: str,
+    key: str,
+    make: Callable[[], tuple[str, str, bytes]] | None,
+    concurrency: int,
+    seconds: float,
 ) -> dict[str, Any]:
+    """``make`` None: GET /healthz instead of uploads."""
     host, port = url.removeprefix("http://").split(":")
     requests: list[bytes] = []
     latencies: list[float] = []
@@ -116,7 +130,9 @@ async def load(
     # pre-build enough unique requests so the clock measures the server, not us
     estimate = max(200, int(seconds * 600))
     for _ in range(estimate):
-        requests.append(multipart(*make(), key=key, host=host))
+        requests.append(
+            healthz_request(host) if make is None else multipart(*make(), key=key, host=host)
+        )
     cursor = 0
     stop_at = time.perf_counter() + seconds
 
@@ -152,6 +168,15 @@ async def load(
     }
 
 
+def _print_step(result: dict[str, Any]) -> None:
+    console.print(
+        f"{result['payload']:12} c={result['concurrency']:<3} p50 {result['p50_ms']:6.1f} ms  "
+        f"p99 {result['p99_ms']:6.1f} ms  {result['rps']:7.1f} req/s  "
+        f"API CPU {result['api_cpu_ms_per_request']:.2f} ms/req  "
+        f"errors {result['errors']}"
+    )
+
+
 def run(
     seconds: float, api_workers: int, concurrencies: list[int], with_worker: bool = True
 ) -> dict[str, Any]:
@@ -175,12 +200,17 @@ def run(
                     result["payload"] = name
                     result["bytes"] = sizes[name]
                     rows.append(result)
-                    console.print(
-                        f"{name:12} c={c:<3} p50 {result['p50_ms']:6.1f} ms  "
-                        f"p99 {result['p99_ms']:6.1f} ms  {result['rps']:7.1f} req/s  "
-                        f"API CPU {result['api_cpu_ms_per_request']:.2f} ms/req  "
-                        f"errors {result['errors']}"
-                    )
+                    _print_step(result)
+            if not with_worker:  # the diagnostic run: what a request costs with no work
+                before = cpu_seconds(pid)
+                result = asyncio.run(load(url, key, None, 10, seconds))
+                result["api_cpu_ms_per_request"] = (
+                    (cpu_seconds(pid) - before) * 1000 / max(1, result["requests"])
+                )
+                result["payload"] = "GET /healthz (floor)"
+                result["bytes"] = 0
+                rows.append(result)
+                _print_step(result)
     table(
         f"Enqueue under load (API workers: {api_workers}, "
         f"{'a worker ingesting meanwhile' if with_worker else 'no worker'})",

@@ -24,7 +24,17 @@ from adapters.embedding.blas import BlasE5Embedder
 from adapters.embedding.local import LocalE5Embedder
 from application.use_cases.enqueue_document import EnqueueDocument
 from bench import corpus
-from bench.common import ROOT, console, env_for, save, services, table, worker
+from bench.common import (
+    ROOT,
+    console,
+    cpu_seconds,
+    env_for,
+    postgres_cpu_seconds,
+    save,
+    services,
+    table,
+    worker,
+)
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 
@@ -114,12 +124,16 @@ async def pipeline(
         log.unlink(missing_ok=True)
         with worker(env, log) as proc:
             await asyncio.sleep(3)  # let the worker boot (model, broker) before the clock
+            cpu0, pg0 = cpu_seconds(proc.pid), postgres_cpu_seconds()
             t0 = time.perf_counter()
             await enqueue(container, docs)
             enqueue_s = time.perf_counter() - t0
             result = await wait_done(container, len(docs), proc)
             result["end_to_end_seconds"] = time.perf_counter() - t0
             result["enqueue_seconds"] = enqueue_s
+            # where the CPU went while the clock ran (the worker with its parser children)
+            result["worker_cpu_seconds"] = cpu_seconds(proc.pid) - cpu0
+            result["postgres_cpu_seconds"] = postgres_cpu_seconds() - pg0
         return result
     finally:
         await container.api_doorbell().close()
