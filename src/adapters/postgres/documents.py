@@ -79,16 +79,19 @@ _INSERT_DOCUMENT_AND_CONTENT = (
     )
     .returning(contents.c.document_id)
 )
-# latest_version and unkeyed_by_hash in one round trip (the upload path)
-_LATEST_AND_UNKEYED = union_all(
-    select(literal_column("1").label("which"), *documents.c)
+# a key's latest version, and the newest version not superseded uploaded without a key
+# with these bytes: each alone, and both in one round trip (the upload path)
+_LATEST_VERSION = (
+    select(documents)
     .where(
         documents.c.collection == bindparam("collection"),
         documents.c.source_key == bindparam("source_key"),
     )
     .order_by(documents.c.version.desc())
-    .limit(1),
-    select(literal_column("2").label("which"), *documents.c)
+    .limit(1)
+)
+_UNKEYED_BY_HASH = (
+    select(documents)
     .where(
         documents.c.collection == bindparam("collection"),
         documents.c.sha256 == bindparam("sha256"),
@@ -96,7 +99,11 @@ _LATEST_AND_UNKEYED = union_all(
         documents.c.superseded_at.is_(None),
     )
     .order_by(documents.c.created_at.desc(), documents.c.id.desc())
-    .limit(1),
+    .limit(1)
+)
+_LATEST_AND_UNKEYED = union_all(
+    _LATEST_VERSION.add_columns(literal_column("1").label("which")),
+    _UNKEYED_BY_HASH.add_columns(literal_column("2").label("which")),
 )
 
 
@@ -160,30 +167,13 @@ class SqlAlchemyDocumentRepository:
         return [document_from_row(r) for r in rows]
 
     async def latest_version(self, collection: str, source_key: str) -> Document | None:
-        row = (
-            await self.session.execute(
-                select(documents)
-                .where(documents.c.collection == collection, documents.c.source_key == source_key)
-                .order_by(documents.c.version.desc())
-                .limit(1)
-            )
-        ).first()
+        params = {"collection": collection, "source_key": source_key}
+        row = (await self.session.execute(_LATEST_VERSION, params)).first()
         return document_from_row(row) if row else None
 
     async def unkeyed_by_hash(self, collection: str, sha256: str) -> Document | None:
-        row = (
-            await self.session.execute(
-                select(documents)
-                .where(
-                    documents.c.collection == collection,
-                    documents.c.sha256 == sha256,
-                    documents.c.key_origin != KeyOrigin.CLIENT.value,
-                    documents.c.superseded_at.is_(None),
-                )
-                .order_by(documents.c.created_at.desc(), documents.c.id.desc())
-                .limit(1)
-            )
-        ).first()
+        params = {"collection": collection, "sha256": sha256}
+        row = (await self.session.execute(_UNKEYED_BY_HASH, params)).first()
         return document_from_row(row) if row else None
 
     async def latest_and_unkeyed(
