@@ -34,7 +34,7 @@ MODEL = MODEL_NAMES["original"]
 DIM = 384
 PER_DOCUMENT = 100
 PENDING = 100_000
-BASES = 1024
+SLICE = 2048  # variants embedded by the real model
 CACHE = ROOT / ".cache" / "bench-scale"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WORD = re.compile(r"\w+|\W+")
@@ -75,26 +75,89 @@ def doc_id(g: int) -> uuid.UUID:
 
 
 class Corpus:
-    """Texts and stand-in vectors of chunk number j, the same for every run."""
+    """Texts and vectors of chunk number j, the same for every run.
 
-    def __init__(self, texts: list[str], bases: np.ndarray) -> None:
+    Chunk j is text j mod n (n = len(texts)); the first copy (j < n) is the real text
+    with its real e5 vector. Later copies replace about one word in seven by a word of
+    the corpus' own word stream. A copy inside the real-model slice (the first
+    `len(self.real)` copies after the originals) carries the model's own vector of
+    its varied text. Every other copy gets a stand-in: the original's real vector moved
+    by a displacement drawn from the Gaussian fitted to the slice's real displacements
+    (variant minus original: their mean and covariance), renormalised. It moves as far,
+    and along the directions, the model moves a text when a seventh of its words change;
+    `fidelity` measures how closely.
+    """
+
+    def __init__(self, texts: list[str], vectors: np.ndarray) -> None:
         self.texts = texts
-        self.bases = bases
+        self.vectors = vectors
         self.words = [w for t in texts for w in WORD.findall(t) if w[0].isalnum()]
+        self.real = np.zeros((0, DIM), dtype=np.float32)
+        self.mean = np.zeros(DIM)
+        self.factor = np.zeros((DIM, DIM))
+
+    def fit(self, slice_vectors: np.ndarray) -> None:
+        """Take the real-model slice (the vectors of `slice_texts`) and fit the
+        stand-in's displacement to it."""
+        self.real = slice_vectors
+        shift = slice_vectors - self.vectors[: len(slice_vectors)]
+        self.mean = shift.mean(axis=0)
+        values, axes = np.linalg.eigh(np.cov(shift, rowvar=False))
+        # z @ factor ~ N(0, covariance) for z ~ N(0, I)
+        self.factor = (axes * np.sqrt(np.clip(values, 0, None))).T
+
+    def text(self, j: int, rng: np.random.Generator) -> str:
+        base = self.texts[j % len(self.texts)]
+        if j < len(self.texts):  # the first copy is the real text
+            return base
+        parts = WORD.findall(base)
+        for i in np.flatnonzero(rng.random(len(parts)) < 1 / 7):
+            if parts[i][0].isalnum():
+                parts[i] = self.words[int(rng.integers(len(self.words)))]
+        return "".join(parts)
+
+    def stand_in(self, j: int, rng: np.random.Generator) -> np.ndarray:
+        v = self.vectors[j % len(self.texts)] + self.mean + rng.standard_normal(DIM) @ self.factor
+        return np.asarray(v / np.linalg.norm(v), dtype=np.float32)
 
     def chunk(self, j: int) -> tuple[str, np.ndarray]:
         rng = np.random.default_rng(j)
-        base = self.texts[j % len(self.texts)]
-        if j >= len(self.texts):  # the first copy is the real text
-            parts = WORD.findall(base)
-            for i in np.flatnonzero(rng.random(len(parts)) < 1 / 7):
-                if parts[i][0].isalnum():
-                    parts[i] = self.words[int(rng.integers(len(self.words)))]
-            base = "".join(parts)
-        a, b = rng.integers(len(self.bases), size=2)
-        w = rng.uniform(0.5, 1.0)
-        v = w * self.bases[a] + (1 - w) * self.bases[b] + rng.normal(0, 0.01, DIM)
-        return base, (v / np.linalg.norm(v)).astype(np.float32)
+        body = self.text(j, rng)
+        n = len(self.texts)
+        if j < n:
+            return body, self.vectors[j]
+        if j - n < len(self.real):
+            return body, self.real[j - n]
+        return body, self.stand_in(j, rng)
+
+    def slice_texts(self, count: int) -> list[str]:
+        """The varied texts of the real-model slice (copies n .. n + count - 1)."""
+        n = len(self.texts)
+        return [self.text(j, np.random.default_rng(j)) for j in range(n, n + count)]
+
+    def fidelity(self, queries: np.ndarray) -> dict[str, Any]:
+        """The real slice against stand-ins drawn for the same texts: how far a variant
+        lies from its original (cosine), and how much a variation moves a query's score
+        (the spread of query . variant - query . original over every query and variant)."""
+        n, k = len(self.texts), len(self.real)
+        drawn = np.stack([self.stand_in(n + i, np.random.default_rng(n + i)) for i in range(k)])
+        original = self.vectors[:k]
+        out: dict[str, Any] = {}
+        for name, variants in (("real", self.real), ("stand_in", drawn)):
+            cos = np.sum(variants * original, axis=1)
+            moved = queries @ (variants - original).T
+            out[name] = {
+                "cosine_to_original": {
+                    "mean": float(cos.mean()),
+                    "p5": float(np.percentile(cos, 5)),
+                    "p95": float(np.percentile(cos, 95)),
+                },
+                "query_score_shift_sd": float(moved.std()),
+                "own_original_nearest": float(
+                    np.mean(np.argmax(variants @ self.vectors.T, axis=1) == np.arange(k))
+                ),
+            }
+        return out
 
 
 def real_vectors(embedder: BlasE5Embedder, texts: Sequence[str], query: bool) -> np.ndarray:
