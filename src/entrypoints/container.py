@@ -269,6 +269,7 @@ class Container(containers.DeclarativeContainer):
         reranker=reranker,
         rerank_candidates=settings.provided.rerank_candidates,
         previous=previous_embedders,
+        side_reads=uow_factory,
     )
     reembed = providers.Singleton(
         ReembedChunksHandler, embedder=embedder, queue=api_doorbell, clock=clock

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ import pytest
 
 from adapters.embedding.blas import BlasE5Embedder
 from adapters.postgres import chunks as chunk_repository
+from adapters.postgres.database import create_engine, session_factory
+from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from application.ports import UnitOfWorkFactory
 from application.use_cases.search import SearchChunks, SearchChunksHandler
 from domain.model import Chunk, Document, DocumentType
@@ -118,6 +121,38 @@ async def test_portuguese_questions_find_their_document_first(
 ) -> None:
     found = await search(uow_factory, embedder, question, mode=mode, top_k=3)
     assert found[0] == expected, found
+
+
+async def test_hybrid_side_reads_on_a_pool_of_one_connection_answer_as_one_after_the_other(
+    database_url: str,
+    uow_factory: UnitOfWorkFactory,
+    embedder: BlasE5Embedder,
+    corpus: dict[str, Document],
+) -> None:
+    # each hybrid search reads its two lists on connections of their own; with one
+    # connection in the pool, a search that held it while waiting for another would
+    # wait out the pool's timeout and fail
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout_s=5)
+    try:
+        sessions = session_factory(engine)
+
+        def reads() -> SqlAlchemyUnitOfWork:
+            return SqlAlchemyUnitOfWork(sessions)
+
+        handler = SearchChunksHandler(embedder, side_reads=reads)
+        questions = [q for q, _ in QUESTIONS] * 2
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(handler(SearchChunks(q, top_k=3), reads()) for q in questions)),
+            timeout=60,
+        )
+    finally:
+        await engine.dispose()
+    for question, answer in zip(questions, answers, strict=True):
+        alone = await SearchChunksHandler(embedder)(SearchChunks(question, top_k=3), uow_factory())
+        assert [(h.chunk_id, h.vector_rank, h.keyword_rank) for h in answer.hits] == [
+            (h.chunk_id, h.vector_rank, h.keyword_rank) for h in alone.hits
+        ]
+    assert [a.hits[0].filename for a in answers[: len(QUESTIONS)]] == [e for _, e in QUESTIONS]
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import pytest
 
@@ -269,3 +271,140 @@ async def test_a_previous_model_that_is_down_leaves_the_configured_model_answeri
     handler = SearchChunksHandler(FakeEmbedder(), previous={"old": down})
     result = await handler(SearchChunks("férias", mode=SearchMode.VECTOR), FakeUnitOfWork(store))
     assert [h.filename for h in result.hits] == ["b.txt"]
+
+
+class Patched(FakeUnitOfWork):
+    """A unit of work whose chunk reads named in `wraps` go through `wrap(own, *args)`."""
+
+    def __init__(self, store: Store, **wraps: Any) -> None:
+        super().__init__(store)
+        self.wraps = wraps
+
+    async def __aenter__(self) -> Patched:
+        await super().__aenter__()
+        for name, wrap in self.wraps.items():
+            own = getattr(self.chunks, name)
+
+            async def patched(*args: Any, wrap: Any = wrap, own: Any = own) -> list[SearchHit]:
+                return cast(list[SearchHit], await wrap(own, *args))
+
+            setattr(self.chunks, name, patched)
+        return self
+
+
+class TestQueryEmbeddingOverlapsTheKeywordRead:
+    async def test_the_model_embeds_the_question_while_the_keyword_search_reads(self) -> None:
+        # the embedder finishes only once the keyword search has started: run one after
+        # the other, this search would never end
+        store = store_with(("rh", "a.txt", ["ferias do servidor", "jornada semanal"]))
+        reading = asyncio.Event()
+
+        async def keywords(own: Any, *args: Any) -> list[SearchHit]:
+            reading.set()
+            return cast(list[SearchHit], await own(*args))
+
+        class Waiting(FakeEmbedder):
+            async def embed_query(self, text: str) -> list[float]:
+                await reading.wait()
+                return self._vector(text)
+
+        result = await asyncio.wait_for(
+            SearchChunksHandler(Waiting())(
+                SearchChunks("ferias servidor"), Patched(store, search_by_keywords=keywords)
+            ),
+            timeout=5,
+        )
+        assert result.hits[0].text == "ferias do servidor"
+        assert result.hits[0].vector_rank is not None and result.hits[0].keyword_rank == 1
+
+    async def test_a_failed_keyword_search_abandons_the_embedding(self) -> None:
+        store = store_with(("rh", "a.txt", ["ferias do servidor"]))
+        started, abandoned = asyncio.Event(), asyncio.Event()
+
+        async def broken(own: Any, *args: Any) -> list[SearchHit]:
+            await started.wait()
+            raise RuntimeError("the database went away")
+
+        class Slow(FakeEmbedder):
+            async def embed_query(self, text: str) -> list[float]:
+                started.set()
+                try:
+                    await asyncio.sleep(30)
+                except asyncio.CancelledError:
+                    abandoned.set()
+                    raise
+                return self._vector(text)
+
+        with pytest.raises(RuntimeError, match="went away"):
+            await asyncio.wait_for(
+                SearchChunksHandler(Slow())(
+                    SearchChunks("ferias servidor"), Patched(store, search_by_keywords=broken)
+                ),
+                timeout=5,
+            )
+        await asyncio.sleep(0)
+        assert abandoned.is_set()
+
+
+class TestSideReads:
+    async def test_a_hybrid_search_reads_both_lists_at_once(self) -> None:
+        # the keyword read ends only once the vector read has begun, and the other way
+        # round: read one after the other, this search would never end
+        store = store_with(("rh", "a.txt", ["ferias do servidor", "jornada semanal"]))
+        began = {"vector": asyncio.Event(), "keyword": asyncio.Event()}
+
+        def meeting(mine: str, other: str) -> Any:
+            async def read(own: Any, *args: Any) -> list[SearchHit]:
+                began[mine].set()
+                await began[other].wait()
+                return cast(list[SearchHit], await own(*args))
+
+            return read
+
+        side = {
+            "search_by_vector": meeting("vector", "keyword"),
+            "search_by_keywords": meeting("keyword", "vector"),
+        }
+        opened: list[Patched] = []
+
+        def reads() -> Patched:
+            opened.append(Patched(store, **side))
+            return opened[-1]
+
+        handler = SearchChunksHandler(FakeEmbedder(), side_reads=reads)
+        result = await asyncio.wait_for(
+            handler(SearchChunks("ferias servidor"), FakeUnitOfWork(store)), timeout=5
+        )
+        assert len(opened) == 2
+        plain = await SearchChunksHandler(FakeEmbedder())(
+            SearchChunks("ferias servidor"), FakeUnitOfWork(store)
+        )
+        assert [(h.text, h.vector_rank, h.keyword_rank) for h in result.hits] == [
+            (h.text, h.vector_rank, h.keyword_rank) for h in plain.hits
+        ]
+
+    async def test_a_failed_side_read_fails_the_search_and_abandons_the_other(self) -> None:
+        store = store_with(("rh", "a.txt", ["ferias do servidor"]))
+        abandoned = asyncio.Event()
+
+        async def broken(own: Any, *args: Any) -> list[SearchHit]:
+            raise RuntimeError("the database went away")
+
+        async def slow(own: Any, *args: Any) -> list[SearchHit]:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                abandoned.set()
+                raise
+            return cast(list[SearchHit], await own(*args))
+
+        handler = SearchChunksHandler(
+            FakeEmbedder(),
+            side_reads=lambda: Patched(store, search_by_keywords=broken, search_by_vector=slow),
+        )
+        with pytest.raises(RuntimeError, match="went away"):
+            await asyncio.wait_for(
+                handler(SearchChunks("ferias servidor"), FakeUnitOfWork(store)), timeout=5
+            )
+        await asyncio.sleep(0)
+        assert abandoned.is_set()

@@ -15,14 +15,15 @@ another's). Keyword search reads every chunk whatever its model.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from application.ports import Embedder, Reranker, UnitOfWork
+from application.ports import Embedder, Reranker, UnitOfWork, UnitOfWorkFactory
 from domain.access import EVERYTHING, Access
 from domain.errors import EmbeddingUnavailable, InvalidInput
 from domain.search import (
@@ -88,8 +89,12 @@ class SearchChunksHandler:
         rerank_candidates: int = 30,
         previous: Mapping[str, Embedder] | None = None,
         models_ttl_s: float = 10.0,
+        side_reads: UnitOfWorkFactory | None = None,
     ) -> None:
         self.embedder = embedder
+        # a hybrid search reads its keyword list through a unit of work of its own
+        # (another connection) while the vector list is read; None: one after the other
+        self.side_reads = side_reads
         # query embedders of earlier models, by model name: their chunks answer until
         # re-embedded (asked for only while such chunks are stored)
         self.previous = {k: v for k, v in (previous or {}).items() if k != embedder.model_name}
@@ -126,31 +131,51 @@ class SearchChunksHandler:
             depth = max(depth, self.rerank_candidates)
         vector_hits: list[SearchHit] = []
         keyword_hits: list[SearchHit] = []
-        async with uow:
-            if cmd.mode in (SearchMode.VECTOR, SearchMode.HYBRID):
-                vector = await self.embedder.embed_query(query)
-                # fusion wants `depth` candidates and needs `top_k`: a narrow filter
-                # then need not be searched exactly for the rest
-                lists = [await uow.chunks.search_by_vector(vector, model, flt, depth, cmd.top_k)]
-                for name, embedder in await self._previous(uow):
-                    try:  # the previous model only adds answers; without it, fewer
-                        previous = await embedder.embed_query(query)
-                    except EmbeddingUnavailable as exc:
-                        log.warning("previous model %s unavailable: %s", name, exc.reason)
-                        continue
-                    lists.append(
-                        await uow.chunks.search_by_vector(previous, name, flt, depth, cmd.top_k)
+        # the model embeds the question (off the event loop) while the keyword list is
+        # read. With side reads, the two lists are read at once, each through a unit of
+        # work of its own that gives its connection back as soon as it has read: no
+        # search holds one connection while it waits for another, so a full pool makes
+        # searches wait, never deadlock. Without, one after the other on `uow`.
+        embedding = (
+            asyncio.ensure_future(self.embedder.embed_query(query))
+            if cmd.mode in (SearchMode.VECTOR, SearchMode.HYBRID)
+            else None
+        )
+        sides: list[asyncio.Future[list[SearchHit]]] = []
+        if cmd.mode is SearchMode.HYBRID and self.side_reads is not None:
+            assert embedding is not None
+            reads = self.side_reads
+            sides = [
+                asyncio.ensure_future(self._nearest_aside(reads, embedding, flt, depth, cmd.top_k)),
+                asyncio.ensure_future(self._keywords_aside(reads, query, flt, depth)),
+            ]
+        try:
+            first: list[SearchHit] | None = None
+            if sides:
+                first, keyword_hits = await asyncio.gather(*sides)
+            async with uow:
+                if cmd.mode is SearchMode.KEYWORD or (cmd.mode is SearchMode.HYBRID and not sides):
+                    terms = keyword_terms(query)
+                    keyword_hits = await uow.chunks.search_by_keywords(terms, None, flt, depth)
+                if embedding is not None:
+                    vector = await embedding
+                    vector_hits = await self._vector(
+                        vector, uow, query, flt, depth, cmd.top_k, first
                     )
-                vector_hits = interleave(lists)[:depth]
-            if cmd.mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
-                terms = keyword_terms(query)
-                keyword_hits = await uow.chunks.search_by_keywords(terms, None, flt, depth)
-            hits = self._rank(cmd, vector_hits, keyword_hits)
-            if self.reranker is not None:
-                hits = await self._rerank(query, hits)
-            hits = hits[: cmd.top_k]
-            if cmd.expand is Expand.ARTICLE:
-                hits = await with_articles(hits, uow)
+                hits = self._rank(cmd, vector_hits, keyword_hits)
+                if self.reranker is not None:
+                    hits = await self._rerank(query, hits)
+                hits = hits[: cmd.top_k]
+                if cmd.expand is Expand.ARTICLE:
+                    hits = await with_articles(hits, uow)
+        finally:
+            for pending in (embedding, *sides):
+                if pending is None:
+                    continue
+                if not pending.done():
+                    pending.cancel()  # a failed search waits for none of them
+                elif not pending.cancelled():
+                    pending.exception()  # raised above, or moot: the search failed first
         return SearchResult(
             query=query,
             mode=cmd.mode,
@@ -158,6 +183,54 @@ class SearchChunksHandler:
             took_ms=(time.perf_counter() - t0) * 1000,
             model_name=model,
         )
+
+    async def _nearest_aside(
+        self,
+        reads: UnitOfWorkFactory,
+        embedding: asyncio.Future[Sequence[float]],
+        flt: SearchFilter,
+        depth: int,
+        top_k: int,
+    ) -> list[SearchHit]:
+        vector = await embedding  # before a connection is taken
+        async with reads() as side:
+            return await side.chunks.search_by_vector(
+                vector, self.embedder.model_name, flt, depth, top_k
+            )
+
+    @staticmethod
+    async def _keywords_aside(
+        reads: UnitOfWorkFactory, query: str, flt: SearchFilter, depth: int
+    ) -> list[SearchHit]:
+        async with reads() as side:
+            return await side.chunks.search_by_keywords(keyword_terms(query), None, flt, depth)
+
+    async def _vector(
+        self,
+        vector: Sequence[float],
+        uow: UnitOfWork,
+        query: str,
+        flt: SearchFilter,
+        depth: int,
+        top_k: int,
+        first: list[SearchHit] | None,
+    ) -> list[SearchHit]:
+        """The nearest chunks of the current model (`first` when already read), and of
+        each previous model whose chunks are still stored, interleaved."""
+        model = self.embedder.model_name
+        # fusion wants `depth` candidates and needs `top_k`: a narrow filter
+        # then need not be searched exactly for the rest
+        if first is None:
+            first = await uow.chunks.search_by_vector(vector, model, flt, depth, top_k)
+        lists = [first]
+        for name, embedder in await self._previous(uow):
+            try:  # the previous model only adds answers; without it, fewer
+                previous = await embedder.embed_query(query)
+            except EmbeddingUnavailable as exc:
+                log.warning("previous model %s unavailable: %s", name, exc.reason)
+                continue
+            lists.append(await uow.chunks.search_by_vector(previous, name, flt, depth, top_k))
+        return interleave(lists)[:depth]
 
     async def _previous(self, uow: UnitOfWork) -> list[tuple[str, Embedder]]:
         """The previous models whose chunks are stored (looked up at most every
