@@ -46,7 +46,9 @@ _HIT_COLUMNS = """
     c.text, c.page_start, c.page_end, c.context, c.article, c.legal,
     d.metadata ->> 'norm' AS norm, d.source_key, d.version, d.is_current
 """
-_EF_SEARCH_STEPS = (100, 400, 1000)
+# the first step: recall@10 against exact search 0.985 at 100k chunks (0.934 at 100)
+# and 0.547 at 1M (0.253 at 100), for a few ms (bench.scale, bench.hnsw_graph; 0018)
+_EF_SEARCH_STEPS = (400, 1000)
 # a filter keeping at most this many chunks is searched exactly: by vector without the
 # graph, by keywords with a lookup of each chunk for each term
 EXACT_SEARCH_MAX = 10_000
