@@ -1,0 +1,216 @@
+"""How an HNSW graph's parameters trade recall for latency on a kept scale database.
+
+``bench.scale --keep DIR`` leaves its databases loaded in DIR. This bench opens the one
+of ``--size`` chunks and, for each graph asked for (``m`` / ``ef_construction``),
+builds the HNSW index beside the schema's own (timed, and its size; kept for the next
+run), then, in a transaction that drops every other HNSW index on ``ai.chunks`` (rolled
+back afterwards, so the database is left as it was), asks the 100 queries of
+``bench.scale`` for their top 10 current chunks at each ``ef_search`` and compares them
+with exact search over every stored vector:
+
+- strict recall@10: the share of the exact ten returned;
+- near-tie recall: a returned chunk counts when its score is within 0.001 (or 0.005) of
+  the exact tenth's (the corpus holds each law about 130 times with variations, so
+  many chunks score nearly alike and the exact ten are partly a matter of noise);
+- passage recall: of the distinct passages (originals) the exact ten come from, the
+  share that the answer holds a copy of;
+- latency p50 / p95 (a first pass warms the index, the second is timed).
+
+    python -m bench.hnsw_graph --keep DIR [--size 1000000] [--graph 16 64 --graph 32 128]
+
+Writes ``bench/results/hnsw_graph.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+from pgvector.asyncpg import register_vector
+
+from adapters.embedding.blas import BlasE5Embedder
+from bench.common import console, save, table
+from bench.keyword_scale import corpus_texts
+from bench.scale import TOP_K, percentiles, queries_of
+from bench.scale_corpus import (
+    DIM,
+    INDEXES,
+    PER_DOCUMENT,
+    Corpus,
+    database_for,
+    doc_id,
+    pg_url,
+    real_vectors,
+    server,
+)
+
+SCHEMA_INDEX = "ix_chunks_embedding_384_hnsw"
+SCHEMA_GRAPH = (16, 64)  # the migration's (0009)
+NEAREST = (
+    "SELECT n.id FROM (SELECT c.id, (c.embedding::vector(384)) <=> $1::vector(384) AS d "
+    "FROM ai.chunks c WHERE c.embedding_dim = 384 "
+    "ORDER BY (c.embedding::vector(384)) <=> $1::vector(384) LIMIT $2) n "
+    "JOIN ai.chunks c ON c.id = n.id JOIN ai.documents d ON d.id = c.document_id "
+    "WHERE d.is_current ORDER BY n.d LIMIT 10"
+)
+TIES = (0.001, 0.005)
+
+
+def index_name(m: int, ef_construction: int) -> str:
+    return (
+        SCHEMA_INDEX
+        if (m, ef_construction) == SCHEMA_GRAPH
+        else f"{SCHEMA_INDEX}_m{m}_ef{ef_construction}"
+    )
+
+
+async def ensure(conn: asyncpg.Connection, m: int, ef_construction: int) -> dict[str, Any]:
+    name = index_name(m, ef_construction)
+    out: dict[str, Any] = {}
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"ai.{name}"):
+        console.print(f"building {name} ...")
+        await conn.execute("SET maintenance_work_mem = '8GB'")
+        await conn.execute("SET max_parallel_maintenance_workers = 1")
+        t = time.perf_counter()
+        await conn.execute(
+            INDEXES[SCHEMA_INDEX]
+            .replace(SCHEMA_INDEX, name)
+            .replace(
+                "m = 16, ef_construction = 64", f"m = {m}, ef_construction = {ef_construction}"
+            ),
+            timeout=None,
+        )
+        out["build_s"] = time.perf_counter() - t
+    out["bytes"] = await conn.fetchval("SELECT pg_relation_size($1::regclass)", f"ai.{name}")
+    return out
+
+
+async def measure(
+    url: str, size: int, graphs: list[tuple[int, int]], efs: list[int], qv: np.ndarray, n: int
+) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(pg_url(url), command_timeout=None)
+    await register_vector(conn)
+    try:
+        built = {g: await ensure(conn, *g) for g in graphs}
+        rows = await conn.fetch(
+            "SELECT c.id, c.document_id, d.filename, c.position, c.embedding FROM ai.chunks c "
+            "JOIN ai.documents d ON d.id = c.document_id WHERE d.is_current AND c.embedding_dim = 384"
+        )
+        number = {doc_id(g): g for g in range(len(rows) // PER_DOCUMENT * 2)}
+        stored = np.empty((len(rows), DIM), dtype=np.float32)
+        passage = np.empty(len(rows), dtype=np.int64)
+        at: dict[Any, int] = {}
+        for i, r in enumerate(rows):
+            stored[i] = r["embedding"]
+            if r["document_id"] in number:
+                j = number[r["document_id"]] * PER_DOCUMENT + r["position"]
+            else:  # one of the 20 documents bench.scale's insert measure adds per run
+                j = size + int(r["filename"][6:-4]) * PER_DOCUMENT + r["position"]
+            passage[i] = j % n
+            at[r["id"]] = i
+        del rows
+        scores = [stored @ q for q in qv]
+        del stored
+        truth = [np.argsort(-s)[:TOP_K] for s in scores]
+        indexes = [index_name(*g) for g in graphs]
+        out = []
+        for g in graphs:
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                for other in indexes:
+                    if other != index_name(*g):
+                        await conn.execute(f"DROP INDEX ai.{other}")  # this transaction only
+                for ef in efs:
+                    await conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+                    strict, near, passages, took = 0.0, dict.fromkeys(TIES, 0.0), 0.0, []
+                    for s, top, q in zip(scores, truth, qv, strict=True):
+                        await conn.fetch(NEAREST, q, ef)  # warm
+                        t = time.perf_counter()
+                        got = [at[r["id"]] for r in await conn.fetch(NEAREST, q, ef)]
+                        took.append((time.perf_counter() - t) * 1000)
+                        tenth = s[top[-1]]
+                        strict += len(set(top.tolist()) & set(got)) / TOP_K
+                        for e in TIES:
+                            near[e] += sum(1 for i in got if s[i] >= tenth - e) / TOP_K
+                        wanted = set(passage[top].tolist())
+                        passages += len(wanted & set(passage[got].tolist())) / len(wanted)
+                    k = len(qv)
+                    out.append(
+                        {
+                            "m": g[0],
+                            "ef_construction": g[1],
+                            **built[g],
+                            "ef_search": ef,
+                            "recall_at_10": strict / k,
+                            **{f"recall_within_{e}": v / k for e, v in near.items()},
+                            "passage_recall": passages / k,
+                            **percentiles(took),
+                        }
+                    )
+                    console.print(out[-1])
+            finally:
+                await tx.rollback()
+        return out
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", type=Path, required=True)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument(
+        "--graph", type=int, nargs=2, action="append", metavar=("M", "EF_CONSTRUCTION")
+    )
+    parser.add_argument("--ef", type=int, nargs="+", default=[100, 400, 1000])
+    args = parser.parse_args()
+    graphs = [tuple(g) for g in (args.graph or [list(SCHEMA_GRAPH), [32, 128]])]
+    texts = corpus_texts()
+    embedder = BlasE5Embedder()
+    qv = real_vectors(
+        embedder, queries_of(Corpus(texts, real_vectors(embedder, texts, query=False))), query=True
+    )
+    with server(args.keep) as admin_url:
+        url, loaded = database_for(admin_url, args.size)
+        if not loaded:
+            raise SystemExit(
+                f"{args.keep} holds no loaded database of {args.size:,} chunks: run bench.scale --keep first"
+            )
+        results = asyncio.run(measure(url, args.size, graphs, args.ef, qv, len(texts)))
+    table(
+        f"HNSW graphs at {args.size:,} chunks: recall@10 against exact search (100 queries)",
+        [
+            "m / ef_construction",
+            "ef_search",
+            "strict",
+            "within 0.001",
+            "within 0.005",
+            "passages",
+            "p50 ms",
+            "p95 ms",
+        ],
+        [
+            [
+                f"{r['m']} / {r['ef_construction']}",
+                str(r["ef_search"]),
+                f"{r['recall_at_10']:.3f}",
+                f"{r['recall_within_0.001']:.3f}",
+                f"{r['recall_within_0.005']:.3f}",
+                f"{r['passage_recall']:.3f}",
+                r["p50_ms"],
+                r["p95_ms"],
+            ]
+            for r in results
+        ],
+    )
+    console.print(f"saved {save('hnsw_graph', {'chunks': args.size, 'graphs': results})}")
+
+
+if __name__ == "__main__":
+    main()
