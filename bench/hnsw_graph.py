@@ -36,55 +36,33 @@ from pgvector.asyncpg import register_vector
 from adapters.embedding.blas import BlasE5Embedder
 from bench.common import console, save, table
 from bench.keyword_scale import corpus_texts
-from bench.scale import TOP_K, percentiles, queries_of
+from bench.scale import NEAREST_CURRENT, TOP_K, percentiles, queries_of
 from bench.scale_corpus import (
     DIM,
-    INDEXES,
+    HNSW_GRAPH,
     PER_DOCUMENT,
     Corpus,
     database_for,
     doc_id,
+    hnsw_index,
+    hnsw_index_name,
     pg_url,
     real_vectors,
     server,
 )
 
-SCHEMA_INDEX = "ix_chunks_embedding_384_hnsw"
-SCHEMA_GRAPH = (16, 64)  # the migration's (0009)
-NEAREST = (
-    "SELECT n.id FROM (SELECT c.id, (c.embedding::vector(384)) <=> $1::vector(384) AS d "
-    "FROM ai.chunks c WHERE c.embedding_dim = 384 "
-    "ORDER BY (c.embedding::vector(384)) <=> $1::vector(384) LIMIT $2) n "
-    "JOIN ai.chunks c ON c.id = n.id JOIN ai.documents d ON d.id = c.document_id "
-    "WHERE d.is_current ORDER BY n.d LIMIT 10"
-)
 TIES = (0.001, 0.005)
 
 
-def index_name(m: int, ef_construction: int) -> str:
-    return (
-        SCHEMA_INDEX
-        if (m, ef_construction) == SCHEMA_GRAPH
-        else f"{SCHEMA_INDEX}_m{m}_ef{ef_construction}"
-    )
-
-
 async def ensure(conn: asyncpg.Connection, m: int, ef_construction: int) -> dict[str, Any]:
-    name = index_name(m, ef_construction)
+    name = hnsw_index_name(m, ef_construction)
     out: dict[str, Any] = {}
     if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"ai.{name}"):
         console.print(f"building {name} ...")
         await conn.execute("SET maintenance_work_mem = '8GB'")
         await conn.execute("SET max_parallel_maintenance_workers = 1")
         t = time.perf_counter()
-        await conn.execute(
-            INDEXES[SCHEMA_INDEX]
-            .replace(SCHEMA_INDEX, name)
-            .replace(
-                "m = 16, ef_construction = 64", f"m = {m}, ef_construction = {ef_construction}"
-            ),
-            timeout=None,
-        )
+        await conn.execute(hnsw_index(m, ef_construction), timeout=None)
         out["build_s"] = time.perf_counter() - t
     out["bytes"] = await conn.fetchval("SELECT pg_relation_size($1::regclass)", f"ai.{name}")
     return out
@@ -109,30 +87,31 @@ async def measure(
             stored[i] = r["embedding"]
             if r["document_id"] in number:
                 j = number[r["document_id"]] * PER_DOCUMENT + r["position"]
-            else:  # one of the 20 documents bench.scale's insert measure adds per run
-                j = size + int(r["filename"][6:-4]) * PER_DOCUMENT + r["position"]
+            else:  # "extra-K.txt": the documents bench.scale's insert measure adds
+                k = int(r["filename"].removeprefix("extra-").removesuffix(".txt"))
+                j = size + k * PER_DOCUMENT + r["position"]
             passage[i] = j % n
             at[r["id"]] = i
         del rows
         scores = [stored @ q for q in qv]
         del stored
         truth = [np.argsort(-s)[:TOP_K] for s in scores]
-        indexes = [index_name(*g) for g in graphs]
+        indexes = [hnsw_index_name(*g) for g in graphs]
         out = []
         for g in graphs:
             tx = conn.transaction()
             await tx.start()
             try:
                 for other in indexes:
-                    if other != index_name(*g):
+                    if other != hnsw_index_name(*g):
                         await conn.execute(f"DROP INDEX ai.{other}")  # this transaction only
                 for ef in efs:
                     await conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
                     strict, near, passages, took = 0.0, dict.fromkeys(TIES, 0.0), 0.0, []
                     for s, top, q in zip(scores, truth, qv, strict=True):
-                        await conn.fetch(NEAREST, q, ef)  # warm
+                        await conn.fetch(NEAREST_CURRENT, q, ef)  # warm
                         t = time.perf_counter()
-                        got = [at[r["id"]] for r in await conn.fetch(NEAREST, q, ef)]
+                        got = [at[r["id"]] for r in await conn.fetch(NEAREST_CURRENT, q, ef)]
                         took.append((time.perf_counter() - t) * 1000)
                         tenth = s[top[-1]]
                         strict += len(set(top.tolist()) & set(got)) / TOP_K
@@ -170,7 +149,7 @@ def main() -> None:
     )
     parser.add_argument("--ef", type=int, nargs="+", default=[100, 400, 1000])
     args = parser.parse_args()
-    graphs = [tuple(g) for g in (args.graph or [list(SCHEMA_GRAPH), [32, 128]])]
+    graphs = [tuple(g) for g in (args.graph or [list(HNSW_GRAPH), [32, 128]])]
     texts = corpus_texts()
     embedder = BlasE5Embedder()
     qv = real_vectors(

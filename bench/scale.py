@@ -128,8 +128,6 @@ async def search_latency(
     def reads() -> SqlAlchemyUnitOfWork:
         return SqlAlchemyUnitOfWork(sessions)
 
-    # as the API wires it: a hybrid search reads its two lists at once (side reads)
-    handler = SearchChunksHandler(Precomputed(vectors), side_reads=reads)
     one_doc = doc_id(3)
     filters = {
         "current versions": SearchFilter(),
@@ -140,23 +138,24 @@ async def search_latency(
     out: dict[str, Any] = {}
 
     async def vector(q: str, flt: SearchFilter) -> list[Any]:
-        async with SqlAlchemyUnitOfWork(sessions) as uow:
+        async with reads() as uow:
             return await uow.chunks.search_by_vector(list(vectors[q]), MODEL, flt, TOP_K)
 
     async def keyword(q: str, flt: SearchFilter) -> list[Any]:
-        async with SqlAlchemyUnitOfWork(sessions) as uow:
+        async with reads() as uow:
             return await uow.chunks.search_by_keywords(keyword_terms(q), None, flt, TOP_K)
 
-    async def hybrid(q: str, flt: SearchFilter) -> list[Any]:
-        cmd = SearchChunks(q, TOP_K, SearchMode.HYBRID, flt)
-        return (await handler(cmd, SqlAlchemyUnitOfWork(sessions))).hits
+    def hybrid_by(handler: SearchChunksHandler) -> Any:
+        async def hybrid(q: str, flt: SearchFilter) -> list[Any]:
+            cmd = SearchChunks(q, TOP_K, SearchMode.HYBRID, flt)
+            return (await handler(cmd, reads())).hits
 
-    served = SearchChunksHandler(model, side_reads=reads)
+        return hybrid
 
-    async def as_served(q: str, flt: SearchFilter) -> list[Any]:
-        # the question embedded by the real model, as the API serves a hybrid search
-        cmd = SearchChunks(q, TOP_K, SearchMode.HYBRID, flt)
-        return (await served(cmd, SqlAlchemyUnitOfWork(sessions))).hits
+    # as the API wires it: a hybrid search reads its two lists at once (side reads)
+    hybrid = hybrid_by(SearchChunksHandler(Precomputed(vectors), side_reads=reads))
+    # the question embedded by the real model, as the API serves a hybrid search
+    as_served = hybrid_by(SearchChunksHandler(model, side_reads=reads))
 
     try:
         for label, flt in filters.items():
@@ -187,6 +186,17 @@ async def search_latency(
     finally:
         await engine.dispose()
     return out
+
+
+# the top 10 current chunks among the `$2` nearest by the HNSW graph (ef_search >= $2)
+NEAREST_CURRENT = (
+    "SELECT c.id, c.document_id, c.position FROM (SELECT c.id, "
+    "(c.embedding::vector(384)) <=> $1::vector(384) AS distance "
+    "FROM ai.chunks c WHERE c.embedding_dim = 384 "
+    "ORDER BY (c.embedding::vector(384)) <=> $1::vector(384) LIMIT $2) n "
+    "JOIN ai.chunks c ON c.id = n.id JOIN ai.documents d ON d.id = c.document_id "
+    "WHERE d.is_current ORDER BY n.distance LIMIT 10"
+)
 
 
 async def vector_recall(
@@ -228,16 +238,7 @@ async def vector_recall(
             found, took = 0, []
             for q in queries:
                 t = time.perf_counter()
-                rows = await conn.fetch(
-                    "SELECT c.document_id, c.position FROM (SELECT c.id, "
-                    "(c.embedding::vector(384)) <=> $1::vector(384) AS distance "
-                    "FROM ai.chunks c WHERE c.embedding_dim = 384 "
-                    "ORDER BY (c.embedding::vector(384)) <=> $1::vector(384) LIMIT $2) n "
-                    "JOIN ai.chunks c ON c.id = n.id JOIN ai.documents d ON d.id = c.document_id "
-                    "WHERE d.is_current ORDER BY n.distance LIMIT 10",
-                    vectors[q],
-                    ef,
-                )
+                rows = await conn.fetch(NEAREST_CURRENT, vectors[q], ef)
                 took.append((time.perf_counter() - t) * 1000)
                 found += len(truth[q] & {(r["document_id"], r["position"]) for r in rows})
             out[f"ef_search {ef}"] = {"recall": found / (TOP_K * len(queries)), **percentiles(took)}

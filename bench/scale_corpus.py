@@ -39,6 +39,25 @@ CACHE = ROOT / ".cache" / "bench-scale"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WORD = re.compile(r"\w+|\W+")
 
+HNSW_INDEX = "ix_chunks_embedding_384_hnsw"
+HNSW_GRAPH = (16, 64)  # the schema's m / ef_construction (migration 0009)
+
+
+def hnsw_index_name(m: int, ef_construction: int) -> str:
+    """The schema's HNSW index, or one over another graph (bench.hnsw_graph)."""
+    if (m, ef_construction) == HNSW_GRAPH:
+        return HNSW_INDEX
+    return f"{HNSW_INDEX}_m{m}_ef{ef_construction}"
+
+
+def hnsw_index(m: int = HNSW_GRAPH[0], ef_construction: int = HNSW_GRAPH[1]) -> str:
+    return (
+        f"CREATE INDEX {hnsw_index_name(m, ef_construction)} ON ai.chunks USING hnsw "
+        "((embedding::vector(384)) vector_cosine_ops) "
+        f"WITH (m = {m}, ef_construction = {ef_construction}) WHERE embedding_dim = 384"
+    )
+
+
 # the indexes a bulk load builds after the rows are in (name -> statement)
 INDEXES = {
     "pk_keyword_postings": (
@@ -55,11 +74,7 @@ INDEXES = {
     "ix_chunks_search_vector": (
         "CREATE INDEX ix_chunks_search_vector ON ai.chunks USING gin (search_vector)"
     ),
-    "ix_chunks_embedding_384_hnsw": (
-        "CREATE INDEX ix_chunks_embedding_384_hnsw ON ai.chunks USING hnsw "
-        "((embedding::vector(384)) vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
-        "WHERE embedding_dim = 384"
-    ),
+    HNSW_INDEX: hnsw_index(),
 }
 _DROP = {
     "pk_keyword_postings": "ALTER TABLE ai.keyword_postings DROP CONSTRAINT pk_keyword_postings",
