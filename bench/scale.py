@@ -65,7 +65,7 @@ from sqlalchemy import text
 
 from adapters.embedding.blas import BlasE5Embedder
 from adapters.postgres.database import create_engine, session_factory
-from adapters.postgres.keyword_index import bm25_params, bm25_sql
+from adapters.postgres.keyword_index import bm25_every_match_sql, bm25_params
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
 from application.use_cases.search import SearchChunks, SearchChunksHandler
 from bench.common import console, save, table
@@ -252,7 +252,7 @@ async def keyword_exactness(engine: Any, sessions: Any, queries: list[str]) -> d
     the same chunks (recall@10), and the BM25 mass of the answer against the exact
     one's (1.0 when equally good chunks were found: this corpus holds each law's
     text about 130 times with variations, so near-equal scores abound)."""
-    every = text(bm25_sql("d.is_current").replace("{columns}", "c.id AS chunk_id"))
+    every = text(bm25_every_match_sql("d.is_current"))
     same, total, took, mass = 0, 0, [], []
     for q in queries:
         async with SqlAlchemyUnitOfWork(sessions) as uow:
@@ -262,21 +262,7 @@ async def keyword_exactness(engine: Any, sessions: Any, queries: list[str]) -> d
         t = time.perf_counter()
         async with engine.connect() as conn:
             await conn.execute(text("SET statement_timeout = 0"))
-            unbounded = 2**31 - 1
-            rows = [
-                r
-                for r in await conn.execute(
-                    every,
-                    {
-                        **bm25_params(keyword_terms(q)),
-                        "k": TOP_K,
-                        "depth": unbounded,
-                        "budget": unbounded,
-                        "probes": unbounded,
-                    },
-                )
-                if r.chunk_id is not None
-            ]
+            rows = list(await conn.execute(every, {**bm25_params(keyword_terms(q)), "k": TOP_K}))
         took.append((time.perf_counter() - t) * 1000)
         if rows:
             same += len({r.chunk_id for r in rows} & {h.chunk_id for h in hits})

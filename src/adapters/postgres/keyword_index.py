@@ -200,10 +200,11 @@ def bm25_sql(keep: str | None, of_chunks: bool = False, narrow: str | None = Non
     lists): a chunk's BM25 score is the sum of ``idf * impact`` over the query terms it
     holds, so a chunk none of whose postings was among those read of any term
     can score at most the sum over terms of ``idf *`` the last impact read (nothing for
-    a list read to its end). The chunks seen get partial scores; those whose partial
-    score plus the bounds of the terms they were not seen in cannot reach the k-th best
-    partial score are dropped; of the others, the ``probes`` most promising get their
-    missing terms from the postings' primary key. ``rest`` is the most any chunk not in
+    a list read to its end). The chunks seen get partial scores and are ranked by what
+    they could still reach (their partial score plus the bounds of the terms they were
+    not seen in); the ``probes`` most promising get their missing terms from the
+    postings' primary key (those that cannot reach the k-th best partial score rank
+    last, and when looked up cannot enter the answer). ``rest`` is the most any chunk not in
     the answer can score (never seen, or seen and not looked up): when the k-th score
     is at least ``rest`` the answer is exactly BM25's top k. Work is bounded by
     ``budget``, ``depth`` and ``probes``, not by how many chunks hold a word.
@@ -239,38 +240,40 @@ def bm25_sql(keep: str | None, of_chunks: bool = False, narrow: str | None = Non
     ),
     w AS MATERIALIZED (
         -- each term's idf and depth, and the most one of its postings not read can
-        -- add: the impact of the first posting past its depth (nothing when none)
-        SELECT d.term, d.idf, d.depth, d.idf * coalesce(
+        -- add: the impact of the first posting past its depth (nothing when none; a
+        -- list read whole is not walked again to find that out: its df, kept in the
+        -- postings' own transactions, is its length)
+        SELECT d.term, d.idf, d.depth, CASE WHEN d.depth >= d.df THEN 0 ELSE d.idf * coalesce(
                    (SELECT p.impact FROM ai.keyword_postings p WHERE p.term = d.term {only}
-                    ORDER BY p.impact DESC OFFSET d.depth LIMIT 1), 0) AS bound
+                    ORDER BY p.impact DESC OFFSET d.depth LIMIT 1), 0) END AS bound
         FROM d
     ),
     total AS (SELECT coalesce(sum(bound), 0) AS bound FROM w),
-    heads AS MATERIALIZED (
-        -- each term's highest-impact postings: an index range, best first
+    heads AS (
+        -- each term's highest-impact postings: an index range, best first (read once,
+        -- straight into the grouping below)
         SELECT w.term, w.idf, w.bound, h.chunk_id, h.document_id, h.impact
         FROM w CROSS JOIN LATERAL (
             SELECT p.chunk_id, p.document_id, p.impact FROM ai.keyword_postings p
             WHERE p.term = w.term {only} ORDER BY p.impact DESC LIMIT w.depth
         ) AS h
     ),
-    seen AS MATERIALIZED (
+    seen AS (
         SELECT h.chunk_id, sum(h.idf * h.impact) AS score, sum(h.bound) AS seen_bound,
                array_agg(h.term) AS terms
         FROM heads h {filtered}
         GROUP BY h.chunk_id
     ),
-    theta AS (
-        -- the k-th best score already certain: scores only grow as terms are added
-        SELECT CASE WHEN count(*) < :k THEN 0 ELSE min(score) END AS v
-        FROM (SELECT score FROM seen ORDER BY score DESC LIMIT :k) AS best
-    ),
     survivors AS MATERIALIZED (
         -- what each chunk seen could still reach (the bounds of the terms it was not
-        -- seen in); those that cannot reach the k-th best seen score are out
+        -- seen in), the most promising first: the first `probes` are looked up, the
+        -- next one bounds what the others can score. One ranking pass, no pruning
+        -- pass: a chunk that cannot reach the k-th best seen score ranks below every
+        -- chunk that can, and if it is looked up it cannot enter the answer
         SELECT s.*, s.score + total.bound - s.seen_bound AS upper
-        FROM seen s CROSS JOIN total CROSS JOIN theta
-        WHERE s.score + total.bound - s.seen_bound >= theta.v
+        FROM seen s CROSS JOIN total
+        ORDER BY upper DESC, s.score DESC, s.chunk_id
+        LIMIT CAST(:probes AS bigint) + 1
     ),
     probed AS (
         SELECT * FROM survivors ORDER BY upper DESC, score DESC, chunk_id LIMIT :probes
@@ -344,4 +347,22 @@ def bm25_among_sql(keep: str) -> str:
         JOIN ai.documents d ON d.id = c.document_id
     ) AS hit ON TRUE
     ORDER BY hit.rank DESC NULLS LAST, hit.chunk_id
+    """  # noqa: S608 - fixed clauses; values are bound
+
+
+def bm25_every_match_sql(keep: str) -> str:
+    """BM25's exact top ``:k`` by a scan of every posting of the query's terms among
+    the chunks ``keep`` (a WHERE over ``d`` documents) keeps: what the bounded read
+    avoids, and the reference it is measured against (bench/scale.py). Rows: chunk_id,
+    rank."""
+    return f"""
+    WITH {_QUERY_TERMS}
+    scored AS (
+        SELECT p.chunk_id, sum(f.idf * p.impact) AS rank
+        FROM f JOIN ai.keyword_postings p ON p.term = f.term
+        JOIN ai.documents d ON d.id = p.document_id
+        WHERE {keep}
+        GROUP BY p.chunk_id
+    )
+    SELECT chunk_id, rank FROM scored ORDER BY rank DESC, chunk_id LIMIT :k
     """  # noqa: S608 - fixed clauses; values are bound
