@@ -80,6 +80,38 @@ class TestFormats:
         rows = [b.text for b in doc.blocks if b.kind is BlockKind.TABLE]
         assert rows == ["Licença: Capacitação | Prazo: 90 dias"]
 
+    def test_docx_styles_repeat_and_interleave_each_paragraph_keeping_its_own(self) -> None:
+        """Style names are looked up once per style id: paragraphs that come back to a
+        style, or fall back to the default one (no style id, or an unknown id), each keep
+        what their own style says."""
+        from docx import Document
+
+        d = Document()
+        d.add_heading("Requisitos", level=1)
+        d.add_paragraph("O pedido é feito pelo sistema.")
+        d.add_paragraph("Documentação exigida", style="List Bullet")
+        d.add_heading("Prazos", level=2)
+        d.add_paragraph("O prazo é de trinta dias.")
+        unknown = d.add_paragraph("Um estilo que o documento não define.")
+        unknown._p.style = "EstiloInexistente"
+        d.add_heading("Anexos", level=1)
+        d.add_paragraph("Os anexos seguem o modelo.")
+        d.add_paragraph("Certidão de nascimento", style="List Bullet")
+        buf = io.BytesIO()
+        d.save(buf)
+        doc = extract(buf.getvalue(), DocumentType.DOCX, LIMITS)
+        assert [(b.kind, b.level, b.text) for b in doc.blocks] == [
+            (BlockKind.HEADING, 1, "Requisitos"),
+            (BlockKind.PARAGRAPH, 0, "O pedido é feito pelo sistema."),
+            (BlockKind.LIST_ITEM, 0, "Documentação exigida"),
+            (BlockKind.HEADING, 2, "Prazos"),
+            (BlockKind.PARAGRAPH, 0, "O prazo é de trinta dias."),
+            (BlockKind.PARAGRAPH, 0, "Um estilo que o documento não define."),
+            (BlockKind.HEADING, 1, "Anexos"),
+            (BlockKind.PARAGRAPH, 0, "Os anexos seguem o modelo."),
+            (BlockKind.LIST_ITEM, 0, "Certidão de nascimento"),
+        ]
+
     def test_html_drops_scripts_styles_and_navigation(self) -> None:
         doc = extract(manual_html(), DocumentType.HTML, LIMITS)
         joined = " ".join(texts(doc))
