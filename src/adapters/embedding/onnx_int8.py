@@ -11,7 +11,7 @@ The vectors stay those of the same model (cosine >= 0.99 against float32 on real
 chunks, measured by ``bench/int8_runtime.py`` and asserted by the integration tests),
 so the runtime is not part of the model's name: switching runtimes needs no re-embed.
 
-Parallelism as in the BLAS runtime: a batch is split into one shard per thread, each
+Parallelism as in the BLAS runtime: the threads take the windows one after another, each
 run through the shared session with one intra-op thread (``InferenceSession.run`` is
 thread-safe and releases the GIL). Every window runs alone: dynamic quantisation
 scales each call's activations by their own range, so a window padded into a batch
@@ -46,7 +46,7 @@ class OnnxE5Model(E5Embeddings):
 
         super().__init__(tokenizer)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # the embedder runs one shard per core
+        options.intra_op_num_threads = 1  # the embedder runs one window per thread
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.graph = graph
