@@ -55,16 +55,18 @@ def peer(database_url: str, docs_n: int, pages: int, runtime: str) -> dict[str, 
 
 
 async def token_total(database_url: str, redis_url: str) -> tuple[int, int]:
-    """(chunks, tokens the model read: heading path + text), counted as the peer is."""
+    """(chunks, tokens the model read: heading path, context and text, as
+    ChunkDraft.embedding_text joins them), counted as the peer is."""
     container = build_container(settings_for(database_url, redis_url))
     try:
         async with container.engine().connect() as conn:
-            rows = (await conn.execute(text("SELECT heading, text FROM ai.chunks"))).all()
+            rows = (await conn.execute(text("SELECT heading, context, text FROM ai.chunks"))).all()
     finally:
         await container.engine().dispose()
     counter = container.token_counter()
     tokens = sum(
-        counter.count_tokens(f"{r.heading}\n{r.text}" if r.heading else r.text) for r in rows
+        counter.count_tokens("\n".join(p for p in (r.heading, r.context, r.text) if p))
+        for r in rows
     )
     return len(rows), tokens
 
