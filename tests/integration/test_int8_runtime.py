@@ -22,8 +22,16 @@ from adapters.embedding.blas import (
     load_tokenizer,
     model_path,
 )
-from adapters.embedding.onnx_graph import FLOAT_FFN_INPUT_LAYERS, cache_key, graph_for
+from adapters.embedding.onnx_graph import (
+    FLOAT_FFN_INPUT_LAYERS,
+    build_float_graph,
+    cache_key,
+    graph_for,
+    quantize_int8,
+    smoothed,
+)
 from adapters.embedding.onnx_int8 import Int8E5Embedder, OnnxE5Model
+from adapters.embedding.smoothing import GRID
 from adapters.extraction.formats import ParseLimits, extract
 from domain.model import DocumentType
 from entrypoints.container import build_container
@@ -106,6 +114,74 @@ def test_int8_vectors_match_float32_on_real_law_chunks(
     assert tricky.min() >= 0.98
     for q in ("Quanto tempo tenho para recorrer de uma decisão administrativa?", "férias"):
         assert float(int8.encode([q], True)[0] @ blas.encode([q], True)[0]) >= 0.99
+
+
+def _windows(tokenizer: E5Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    content = tokenizer.content_ids(["passage: " + t for t in texts])
+    longest = max(len(c) for c in content) + 2
+    ids = np.zeros((len(content), longest), dtype=np.int64)
+    lengths = np.array([len(c) + 2 for c in content])
+    for row, c in enumerate(content):
+        ids[row, : len(c) + 2] = [tokenizer.bos, *c, tokenizer.eos]
+    return ids, lengths
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True))
+
+
+def test_smoothing_is_the_same_product_and_the_same_factors_on_every_build(
+    tokenizer: E5Tokenizer, tmp_path: Path, law_chunks: list[str]
+) -> None:
+    """Dividing an input channel by s and multiplying the weight's row by s changes
+    nothing in float arithmetic; the factors sit on their grid and come out the same
+    on every build (what makes the graph byte-identical across a fleet)."""
+    f = tokenizer.file
+    factors = smoothed(f)
+    assert set(factors) == {
+        f"l{i}.{k}"
+        for i in range(f.NL)
+        for k in ("qkv", "ao", "fi")
+        if k != "fi" or i >= FLOAT_FFN_INPUT_LAYERS
+    }
+    again = smoothed(f)
+    assert all(np.array_equal(factors[k], again[k]) for k in factors)
+    for s in factors.values():
+        steps = np.log2(s.astype(np.float64)) * GRID
+        assert np.allclose(steps, np.round(steps), atol=1e-3)
+    assert max(float(s.max()) for s in factors.values()) > 2.0  # outliers were moved
+    plain, smooth = tmp_path / "plain.onnx", tmp_path / "smooth.onnx"
+    plain.write_bytes(build_float_graph(f))
+    smooth.write_bytes(build_float_graph(f, factors))
+    ids, lengths = _windows(tokenizer, law_chunks[:6])
+    a = _unit(OnnxE5Model(tokenizer, plain).forward(ids, lengths))
+    b = _unit(OnnxE5Model(tokenizer, smooth).forward(ids, lengths))
+    assert np.min(np.sum(a * b, axis=1)) > 0.99999
+
+
+def test_smoothing_brings_int8_closer_to_float32(
+    tokenizer: E5Tokenizer, blas: BlasE5Embedder, law_chunks: list[str], tmp_path: Path
+) -> None:
+    """The same int8 MatMuls, quantised with and without smoothed inputs: with it, the
+    question x chunk scores move less from float32's."""
+    f = tokenizer.file
+    sub = law_chunks[:40]
+    questions = ["Qual é o prazo para interpor recurso administrativo?", "licitação dispensa"]
+    ref = blas.encode(questions, True) @ blas.encode(sub).T
+
+    def error(graph: bytes) -> float:
+        path = tmp_path / f"g{len(list(tmp_path.iterdir()))}.onnx"
+        path.write_bytes(graph)
+        e = BlasE5Embedder(threads=2, tokenizer=tokenizer)
+        e.model, e.max_batch_tokens = OnnxE5Model(tokenizer, path), 1
+        try:
+            return float(np.abs(e.encode(questions, True) @ e.encode(sub).T - ref).mean())
+        finally:
+            e.close()
+
+    plain = error(quantize_int8(build_float_graph(f)))
+    smooth = error(quantize_int8(build_float_graph(f, smoothed(f))))
+    assert smooth < 0.85 * plain, f"score error {smooth:.5f} smoothed, {plain:.5f} not"
 
 
 def test_a_text_gets_the_same_vector_whatever_it_is_batched_with(

