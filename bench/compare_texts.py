@@ -42,7 +42,7 @@ def timed(embedder: BlasE5Embedder, calls: list[list[str]]) -> float:
 
 def run(docs_n: int, pages: int) -> dict[str, Any]:
     docs = corpus.generate(docs_n, pages=pages)
-    settings = Settings(_env_file=None)
+    settings = Settings(_env_file=None, embedding_runtime="blas")  # as bench.compare
     container = build_container(settings)
     embedder = container.embedder()
     assert isinstance(embedder, BlasE5Embedder), "the model alone: a local runtime"
