@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 
 from adapters.chunking.structured import StructuredChunker
-from adapters.embedding.blas import BlasE5Embedder, BlasE5TokenCounter, load_tokenizer, model_path
+from adapters.embedding.blas import (
+    BlasE5Embedder,
+    BlasE5TokenCounter,
+    E5Tokenizer,
+    load_tokenizer,
+    model_path,
+)
 from adapters.embedding.onnx_graph import build_float_graph, graph_for, quantize_int8, smoothed
 from adapters.embedding.onnx_int8 import Int8E5Embedder, OnnxE5Model
 from adapters.extraction.formats import ParseLimits, extract
@@ -88,6 +94,26 @@ def score_error(
     }
 
 
+def on_graph(
+    tokenizer: E5Tokenizer,
+    path: Path,
+    graph: bytes,
+    texts: list[str],
+    questions: list[str],
+    batch: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Passage vectors, question vectors and the passages' seconds of an int8 graph
+    variant, each window alone (as the int8 runtime runs)."""
+    path.write_bytes(graph)
+    e = BlasE5Embedder(tokenizer=tokenizer)
+    e.model, e.max_batch_tokens = OnnxE5Model(tokenizer, path), 1
+    try:
+        vectors, seconds = timed(e.encode, texts, batch)
+        return vectors, e.encode(questions, True), seconds
+    finally:
+        e.close()
+
+
 def run(n: int, float_graph: int) -> dict[str, Any]:
     console.print("chunking the development laws ...")
     texts = law_chunks(n)
@@ -140,14 +166,17 @@ def run(n: int, float_graph: int) -> dict[str, Any]:
                 "cosine_to_blas": cosines(v_f32, v_blas[: len(sub)]),
             }
             f32.close()
-            # every weight MatMul in int8, the FFN's output projections included
-            every = Path(tmp) / "every-matmul-int8.onnx"
-            every.write_bytes(quantize_int8(build_float_graph(tokenizer.file), lambda _: True))
-            f32 = BlasE5Embedder(tokenizer=tokenizer)
-            f32.model = OnnxE5Model(tokenizer, every)
-            f32.max_batch_tokens = 1
-            v_all, s_all = timed(f32.encode, sub, batch)
-            q_all = f32.encode(questions, True)
+            # every weight MatMul in int8, the FFN's output projections included; then
+            # the same with every input smoothed (smoothing.py)
+            f = tokenizer.file
+            v_all, q_all, s_all = on_graph(
+                tokenizer,
+                Path(tmp) / "every-matmul-int8.onnx",
+                quantize_int8(build_float_graph(f), lambda _: True),
+                sub,
+                questions,
+                batch,
+            )
             result["every_matmul_int8"] = {
                 "chunks": len(sub),
                 "chunks_per_s": len(sub) / s_all,
@@ -158,25 +187,20 @@ def run(n: int, float_graph: int) -> dict[str, Any]:
                     q_int8, v_int8[: len(sub)], q_blas, v_blas[: len(sub)]
                 ),
             }
-            f32.close()
-            # every weight MatMul in int8, every input smoothed (smoothing.py)
-            every_sm = Path(tmp) / "every-matmul-int8-smoothed.onnx"
-            f = tokenizer.file
-            every_sm.write_bytes(
-                quantize_int8(build_float_graph(f, smoothed(f, lambda _: True)), lambda _: True)
+            v_sm, q_sm, s_sm = on_graph(
+                tokenizer,
+                Path(tmp) / "every-matmul-int8-smoothed.onnx",
+                quantize_int8(build_float_graph(f, smoothed(f, lambda _: True)), lambda _: True),
+                sub,
+                questions,
+                batch,
             )
-            f32 = BlasE5Embedder(tokenizer=tokenizer)
-            f32.model = OnnxE5Model(tokenizer, every_sm)
-            f32.max_batch_tokens = 1
-            v_sm, s_sm = timed(f32.encode, sub, batch)
-            q_sm = f32.encode(questions, True)
             result["every_matmul_int8_smoothed"] = {
                 "chunks": len(sub),
                 "chunks_per_s": len(sub) / s_sm,
                 "cosine_to_blas": cosines(v_sm, v_blas[: len(sub)]),
                 "score_error": score_error(q_sm, v_sm, q_blas, v_blas[: len(sub)]),
             }
-            f32.close()
         int8.close()
         blas.close()
     return result
