@@ -23,6 +23,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import create_engine
@@ -173,6 +174,28 @@ async def test_a_postgres_restart_mid_batch_loses_and_duplicates_nothing(
     # exactly the pipeline's chunks of the ten PDFs: nothing lost, nothing stored twice
     expected = chunks_expected([(pdf, DocumentType.PDF.value) for pdf in pdfs])
     assert await assert_one_chunk_set_each(engine) == expected > 10
+
+
+async def test_pooled_connections_cut_by_a_postgres_restart_are_replaced_before_use(
+    own_postgres: tuple[EmbeddedPostgres, AsyncEngine],
+) -> None:
+    """The API's pooled engine: after a restart every pooled connection is dead; the
+    checkout ping finds that and the pool connects again, so no request fails."""
+    pg, _ = own_postgres
+    engine = create_engine(pg.url, pool_size=2, max_overflow=0)
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            before = {
+                (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                for conn in (first, second)
+            }
+        pg.restart()
+        for _ in range(4):  # more checkouts than the pool holds connections
+            async with engine.connect() as conn:
+                pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            assert pid not in before
+    finally:
+        await engine.dispose()
 
 
 async def test_the_same_message_delivered_three_times_at_once_indexes_once(

@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import NullPool, text
+from sqlalchemy import NullPool, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import await_
 
 
 def async_url(url: str) -> str:
@@ -59,11 +62,46 @@ def create_engine(
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout_s,
-            pool_pre_ping=True,
         )
     else:
         kwargs["poolclass"] = NullPool
-    return create_async_engine(async_url(url), **kwargs)
+    engine = create_async_engine(async_url(url), **kwargs)
+    if pooled:
+        _ping_on_checkout(engine)
+    return engine
+
+
+_FRESH = "cogep_fresh"
+
+
+def _ping_on_checkout(engine: AsyncEngine) -> None:
+    """Pessimistic disconnect handling in one round trip per checkout.
+
+    SQLAlchemy's ``pool_pre_ping`` on asyncpg wraps its ping in BEGIN / ROLLBACK (for
+    PgBouncer's transaction mode): three round trips before every request's first
+    statement. A simple-protocol ``SELECT 1`` is one, prepares no statement (safe
+    behind PgBouncer too) and fails on a connection the server has dropped; the pool
+    then replaces the connection and tries again (``DisconnectionError``). A
+    connection made for this checkout is not pinged: it has just answered."""
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "connect")
+    def _connected(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_FRESH] = True
+
+    @event.listens_for(pool, "checkout")
+    def _ping(
+        dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        if record.info.pop(_FRESH, False):
+            return
+        driver = record.driver_connection
+        if driver is None:  # invalidated: the pool connects again
+            raise DisconnectionError("the pooled connection is closed")
+        try:
+            await_(driver.execute("SELECT 1"))
+        except Exception as exc:  # any failure: this connection is not to be trusted
+            raise DisconnectionError(f"the pooled connection failed its ping: {exc}") from exc
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
