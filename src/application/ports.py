@@ -7,6 +7,7 @@ unit tests implement them with in-memory fakes.
 from __future__ import annotations
 
 import builtins
+import enum
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,20 @@ class BatchSummary:
         )
 
 
+class SubmitOutcome(enum.StrEnum):
+    CREATED = "created"  # stored as the key's next version, with its PENDING job
+    EXISTING = "existing"  # these bytes are already a version: nothing stored
+    TAKEN = "taken"  # the version number was taken (the key's lock prevents it)
+
+
+@dataclass(frozen=True)
+class Submission:
+    outcome: SubmitOutcome
+    document_id: uuid.UUID | None  # the created or existing version; None when TAKEN
+    version: int
+    metadata: dict[str, Any] | None  # as stored (inherited or not); None when TAKEN
+
+
 class DocumentRepository(Protocol):
     async def add(self, document: Document, content: bytes) -> bool:
         """Store the document and its raw bytes. False when its (collection, source_key,
@@ -111,15 +126,23 @@ class DocumentRepository(Protocol):
 
     async def latest_version(self, collection: str, source_key: str) -> Document | None: ...
 
-    async def unkeyed_by_hash(self, collection: str, sha256: str) -> Document | None:
-        """The newest version that is not superseded, uploaded without a key (its key
-        is the content's or the norm's), with these bytes."""
-        ...
-
-    async def latest_and_unkeyed(
-        self, collection: str, source_key: str, sha256: str
-    ) -> tuple[Document | None, Document | None]:
-        """``latest_version`` and ``unkeyed_by_hash`` in one read (the upload path)."""
+    async def submit(
+        self,
+        document: Document,
+        content: bytes,
+        job: IngestionJob,
+        inherit_except: frozenset[str] | None,
+    ) -> Submission:
+        """An upload, atomically under its key's lock (``lock_keys``, held until the
+        unit of work ends):
+        - the version that already holds these bytes, if any: with a client key
+          (``KeyOrigin.CLIENT``) the key's latest version; without one, the newest
+          version not superseded uploaded without a key with these bytes;
+        - else ``document`` stored with its bytes and ``job`` as the key's next version
+          (its ``version`` is ignored); sent without metadata under a client key
+          (``inherit_except`` not None), it keeps its predecessor's metadata less
+          those keys.
+        One statement: in a unit of work in ``autocommit`` it is the whole unit."""
         ...
 
     async def save_versions(self, docs: Sequence[Document]) -> None:
@@ -127,6 +150,13 @@ class DocumentRepository(Protocol):
         ...
 
     async def set_metadata(self, document_id: uuid.UUID, metadata: Mapping[str, Any]) -> None: ...
+
+    async def merge_metadata(
+        self, document_id: uuid.UUID, metadata: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge these keys into the document's metadata in one statement (no read
+        before it to lose a concurrent change): what it holds now, None when gone."""
+        ...
 
     async def changes(
         self,
@@ -383,6 +413,12 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
     async def rollback(self) -> None: ...
+
+    async def autocommit(self) -> None:
+        """Each statement from here on commits on its own: no BEGIN and COMMIT round
+        trips. For a unit whose work is one atomic statement (``submit``); called
+        before any statement of the unit, else it raises RuntimeError."""
+        ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from application.ports import DocumentFilter, UnitOfWorkFactory
+from application.ports import DocumentFilter, Submission, SubmitOutcome, UnitOfWorkFactory
 from domain.model import (
     Chunk,
     ClaimedJob,
@@ -21,6 +21,7 @@ from domain.model import (
     IngestionStatus,
 )
 from domain.search import SearchFilter
+from domain.versions import KeyOrigin
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)  # every job added at T0 + n seconds is ready by then
@@ -53,6 +54,10 @@ async def add_documents(
             out.append((doc, job))
         await uow.commit()
     return out
+
+
+def new_job(doc: Document) -> IngestionJob:
+    return IngestionJob.new(doc.id, doc.created_at, max_attempts=3)
 
 
 def vector(seed: float) -> list[float]:
@@ -90,24 +95,87 @@ class TestUnitOfWork:
 
 
 class TestDocuments:
-    async def test_a_key_and_version_are_taken_once_and_unkeyed_content_is_found(
-        self, uow_factory: UnitOfWorkFactory
-    ) -> None:
+    async def test_a_key_and_version_are_taken_once(self, uow_factory: UnitOfWorkFactory) -> None:
         first = make_document(1)
         twin = make_document(1)  # same content: same key (its hash), same version
         async with uow_factory() as uow:
             assert await uow.documents.add(first, b"a")
             assert not await uow.documents.add(twin, b"a")
-            assert (await uow.documents.unkeyed_by_hash("rh", first.sha256)) == first
-            assert (await uow.documents.unkeyed_by_hash("outra", first.sha256)) is None
             assert (await uow.documents.latest_version("rh", first.source_key)) == first
-            # both in one read: by key and by bytes, each found or not on its own
-            both = uow.documents.latest_and_unkeyed
-            assert await both("rh", first.source_key, first.sha256) == (first, first)
-            assert await both("rh", "outra-chave", first.sha256) == (None, first)
-            assert await both("rh", first.source_key, "0" * 64) == (first, None)
-            assert await both("outra", first.source_key, first.sha256) == (None, None)
             assert await uow.documents.content(first.id) == b"a"  # the twin wrote no bytes
+            await uow.commit()
+
+    async def test_submit_stores_new_bytes_and_finds_an_unkeyed_twin_in_its_collection(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        first = make_document(1)
+        twin, elsewhere = make_document(1), make_document(1, collection="outra")
+        async with uow_factory() as uow:
+            got = await uow.documents.submit(first, b"a", new_job(first), None)
+            assert got == Submission(SubmitOutcome.CREATED, first.id, 1, first.metadata)
+            assert await uow.documents.get(first.id) == first
+            assert await uow.documents.content(first.id) == b"a"
+            job = await uow.jobs.get_for_document(first.id)
+            assert job is not None and job.status is IngestionStatus.PENDING
+            got = await uow.documents.submit(twin, b"a", new_job(twin), None)
+            assert got == Submission(SubmitOutcome.EXISTING, first.id, 1, first.metadata)
+            assert await uow.documents.get(twin.id) is None  # nothing stored for the twin
+            got = await uow.documents.submit(elsewhere, b"a", new_job(elsewhere), None)
+            assert (got.outcome, got.document_id) == (SubmitOutcome.CREATED, elsewhere.id)
+            await uow.commit()
+
+    async def test_submit_under_a_client_key_numbers_versions_and_keeps_metadata(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        v1, v2, again = (make_document(n) for n in (1, 2, 2))
+        for doc in (v1, v2, again):
+            doc.source_key, doc.key_origin = "notas/ferias.txt", KeyOrigin.CLIENT
+        v1.metadata = {"orgao": "COGEP", "norm": "lei-8112-1990"}
+        v2.metadata = again.metadata = {}
+        async with uow_factory() as uow:
+            assert (await uow.documents.submit(v1, b"a", new_job(v1), None)).version == 1
+            # sent without metadata: the predecessor's, less what the worker finds again
+            got = await uow.documents.submit(v2, b"b", new_job(v2), frozenset({"norm"}))
+            assert got == Submission(SubmitOutcome.CREATED, v2.id, 2, {"orgao": "COGEP"})
+            stored = await uow.documents.get(v2.id)
+            assert stored is not None and stored.version == 2
+            assert stored.metadata == {"orgao": "COGEP"}
+            # the latest version's bytes again: that version, nothing stored
+            got = await uow.documents.submit(again, b"b", new_job(again), None)
+            assert (got.outcome, got.document_id, got.version) == (
+                SubmitOutcome.EXISTING,
+                v2.id,
+                2,
+            )
+            # v1's bytes again are a new version: only the latest one is compared
+            back = make_document(1)
+            back.source_key, back.key_origin = v1.source_key, KeyOrigin.CLIENT
+            got = await uow.documents.submit(back, b"a", new_job(back), None)
+            assert (got.outcome, got.version) == (SubmitOutcome.CREATED, 3)
+            await uow.commit()
+
+    async def test_a_unit_in_autocommit_commits_each_statement_on_its_own(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        doc = make_document(1)
+        async with uow_factory() as uow:
+            await uow.autocommit()
+            await uow.documents.submit(doc, b"a", new_job(doc), None)
+            await uow.rollback()  # nothing to roll back: the statement committed
+        async with uow_factory() as uow:
+            assert await uow.documents.get(doc.id) == doc
+            with pytest.raises(RuntimeError):
+                await uow.autocommit()  # too late: the unit has run a statement
+
+    async def test_merge_metadata_adds_keys_to_what_the_row_holds_now(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        [(doc, _)] = await add_documents(uow_factory, 1)
+        async with uow_factory() as uow:
+            await uow.documents.set_metadata(doc.id, {"orgao": "SEGEP", "ano": 2026})
+            merged = await uow.documents.merge_metadata(doc.id, {"ano": 2027, "tema": "férias"})
+            assert merged == {"orgao": "SEGEP", "ano": 2027, "tema": "férias"}
+            assert await uow.documents.merge_metadata(uuid.uuid4(), {"a": 1}) is None
             await uow.commit()
 
     async def test_the_database_holds_one_current_version_per_key(

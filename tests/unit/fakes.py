@@ -28,6 +28,8 @@ from application.ports import (
     IdempotencyRecord,
     IdempotencyRepository,
     JobRepository,
+    Submission,
+    SubmitOutcome,
 )
 from domain.api_keys import ApiKey
 from domain.errors import DomainError
@@ -112,7 +114,7 @@ class FakeDocuments:
         found = await self.versions(collection, source_key)
         return max(found, key=lambda d: d.version, default=None)
 
-    async def unkeyed_by_hash(self, collection: str, sha256: str) -> Document | None:
+    def _unkeyed_twin(self, collection: str, sha256: str) -> Document | None:
         found = [
             d
             for d in self.s.documents.values()
@@ -123,13 +125,31 @@ class FakeDocuments:
         ]
         return max(found, key=lambda d: (d.created_at, str(d.id)), default=None)
 
-    async def latest_and_unkeyed(
-        self, collection: str, source_key: str, sha256: str
-    ) -> tuple[Document | None, Document | None]:
-        return (
-            await self.latest_version(collection, source_key),
-            await self.unkeyed_by_hash(collection, sha256),
-        )
+    async def submit(
+        self,
+        document: Document,
+        content: bytes,
+        job: IngestionJob,
+        inherit_except: frozenset[str] | None,
+    ) -> Submission:
+        """The contract of ai.submit_document (migration 0012), in memory."""
+        await self.lock_keys(document.collection, [document.source_key])
+        latest = await self.latest_version(document.collection, document.source_key)
+        if document.key_origin is KeyOrigin.CLIENT:
+            twin = latest
+        else:
+            twin = self._unkeyed_twin(document.collection, document.sha256)
+        if twin is not None and twin.sha256 == document.sha256:
+            return Submission(SubmitOutcome.EXISTING, twin.id, twin.version, twin.metadata)
+        metadata = dict(document.metadata)
+        if latest is not None and inherit_except is not None:
+            metadata = {k: v for k, v in latest.metadata.items() if k not in inherit_except}
+        version = latest.version + 1 if latest is not None else 1
+        stored = replace(document, version=version, metadata=metadata)
+        if not await self.add(stored, content):
+            return Submission(SubmitOutcome.TAKEN, None, version, None)
+        self.s.jobs[job.id] = job
+        return Submission(SubmitOutcome.CREATED, document.id, version, dict(metadata))
 
     async def save_versions(self, docs: Sequence[Document]) -> None:
         for doc in docs:
@@ -144,6 +164,15 @@ class FakeDocuments:
 
     async def set_metadata(self, document_id: uuid.UUID, metadata: Mapping[str, Any]) -> None:
         self.s.documents[document_id].metadata = dict(metadata)
+
+    async def merge_metadata(
+        self, document_id: uuid.UUID, metadata: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        doc = self.s.documents.get(document_id)
+        if doc is None:
+            return None
+        doc.metadata = {**doc.metadata, **metadata}
+        return dict(doc.metadata)
 
     async def get_many(self, document_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Document]:
         return {i: self.s.documents[i] for i in document_ids if i in self.s.documents}
@@ -637,6 +666,10 @@ class FakeUnitOfWork:
 
     async def rollback(self) -> None:
         self._work = copy.deepcopy(self.store)
+
+    async def autocommit(self) -> None:
+        # the use cases call it for a unit of one statement, which then commits anyway
+        self.autocommitted = True
 
 
 class FakeQueue:

@@ -9,27 +9,37 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    Uuid,
     bindparam,
+    column,
     delete,
     func,
     insert,
     literal,
-    literal_column,
     select,
     text,
     tuple_,
-    union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.postgres.keyword_index import KeywordIndex
 from adapters.postgres.rows import contents, document_from_row, documents, job_from_row, jobs
-from application.ports import BatchSummary, Change, CollectionCount, DocumentFilter, DocumentView
-from domain.model import Document, IngestionStatus
-from domain.versions import KeyOrigin
+from application.ports import (
+    BatchSummary,
+    Change,
+    CollectionCount,
+    DocumentFilter,
+    DocumentView,
+    Submission,
+    SubmitOutcome,
+)
+from domain.model import Document, IngestionJob, IngestionStatus
 
 # The enqueue path's statements, built once: constructing Core statements with
 # .values(...) on every request was a fifth of the API's CPU under load.
@@ -79,8 +89,7 @@ _INSERT_DOCUMENT_AND_CONTENT = (
     )
     .returning(contents.c.document_id)
 )
-# a key's latest version, and the newest version not superseded uploaded without a key
-# with these bytes: each alone, and both in one round trip (the upload path)
+# a key's latest version
 _LATEST_VERSION = (
     select(documents)
     .where(
@@ -90,20 +99,38 @@ _LATEST_VERSION = (
     .order_by(documents.c.version.desc())
     .limit(1)
 )
-_UNKEYED_BY_HASH = (
-    select(documents)
-    .where(
-        documents.c.collection == bindparam("collection"),
-        documents.c.sha256 == bindparam("sha256"),
-        documents.c.key_origin != KeyOrigin.CLIENT.value,
-        documents.c.superseded_at.is_(None),
+# an upload's lock, lookups and inserts in one round trip (migration 0012)
+_SUBMIT = (
+    text(
+        """
+        SELECT outcome, document_id, version, metadata FROM ai.submit_document(
+            :id, :collection, :filename, :content_type, :size_bytes, :sha256,
+            :metadata, :source_key, :key_origin, :batch, :created_at, :data,
+            :job_id, :job_stage, :job_max_attempts, :job_next_attempt_at, :job_kind,
+            :inherit_except
+        )
+        """
     )
-    .order_by(documents.c.created_at.desc(), documents.c.id.desc())
-    .limit(1)
+    .bindparams(
+        bindparam("metadata", type_=JSONB),
+        bindparam("data", type_=contents.c.data.type),
+        bindparam("inherit_except", type_=ARRAY(Text)),
+    )
+    .columns(
+        column("outcome", String),
+        column("document_id", Uuid),
+        column("version", Integer),
+        column("metadata", JSONB),
+    )
 )
-_LATEST_AND_UNKEYED = union_all(
-    _LATEST_VERSION.add_columns(literal_column("1").label("which")),
-    _UNKEYED_BY_HASH.add_columns(literal_column("2").label("which")),
+_MERGE_METADATA = (
+    update(documents)
+    .where(documents.c.id == bindparam("document_id"))
+    .values(
+        metadata=documents.c.metadata.op("||")(bindparam("merged", type_=JSONB)),
+        updated_at=func.now(),
+    )
+    .returning(documents.c.metadata)
 )
 
 
@@ -171,20 +198,42 @@ class SqlAlchemyDocumentRepository:
         row = (await self.session.execute(_LATEST_VERSION, params)).first()
         return document_from_row(row) if row else None
 
-    async def unkeyed_by_hash(self, collection: str, sha256: str) -> Document | None:
-        params = {"collection": collection, "sha256": sha256}
-        row = (await self.session.execute(_UNKEYED_BY_HASH, params)).first()
-        return document_from_row(row) if row else None
-
-    async def latest_and_unkeyed(
-        self, collection: str, source_key: str, sha256: str
-    ) -> tuple[Document | None, Document | None]:
-        rows = await self.session.execute(
-            _LATEST_AND_UNKEYED,
-            {"collection": collection, "source_key": source_key, "sha256": sha256},
+    async def submit(
+        self,
+        document: Document,
+        content: bytes,
+        job: IngestionJob,
+        inherit_except: frozenset[str] | None,
+    ) -> Submission:
+        if job.status is not IngestionStatus.PENDING or job.document_id != document.id:
+            raise ValueError("an upload's job is a new PENDING job of its document")
+        params = {
+            "id": document.id,
+            "collection": document.collection,
+            "filename": document.filename,
+            "content_type": document.content_type.value,
+            "size_bytes": document.size_bytes,
+            "sha256": document.sha256,
+            "metadata": document.metadata,
+            "source_key": document.source_key,
+            "key_origin": document.key_origin.value,
+            "batch": document.batch,
+            "created_at": document.created_at,
+            "data": content,
+            "job_id": job.id,
+            "job_stage": job.stage.value,
+            "job_max_attempts": job.max_attempts,
+            "job_next_attempt_at": job.next_attempt_at,
+            "job_kind": job.kind.value,
+            "inherit_except": sorted(inherit_except) if inherit_except is not None else None,
+        }
+        row = (await self.session.execute(_SUBMIT, params)).one()
+        return Submission(
+            SubmitOutcome(row.outcome),
+            row.document_id,
+            row.version,
+            dict(row.metadata) if row.metadata is not None else None,
         )
-        found = {row.which: document_from_row(row) for row in rows}
-        return found.get(1), found.get(2)
 
     async def save_versions(self, docs: Sequence[Document]) -> None:
         # demotions first: the database allows one current version per key at any time
@@ -196,6 +245,15 @@ class SqlAlchemyDocumentRepository:
                 .where(documents.c.id == doc.id)
                 .values(**values, updated_at=func.now())
             )
+
+    async def merge_metadata(
+        self, document_id: uuid.UUID, metadata: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        merged = await self.session.execute(
+            _MERGE_METADATA, {"document_id": document_id, "merged": dict(metadata)}
+        )
+        value = merged.scalar_one_or_none()
+        return dict(value) if value is not None else None
 
     async def set_metadata(self, document_id: uuid.UUID, metadata: Mapping[str, Any]) -> None:
         await self.session.execute(

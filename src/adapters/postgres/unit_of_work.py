@@ -80,5 +80,12 @@ class SqlAlchemyUnitOfWork:
     async def commit(self) -> None:
         await self.session.commit()
 
+    async def autocommit(self) -> None:
+        session = self.session
+        if session.in_transaction():
+            raise RuntimeError("autocommit must come before the unit's first statement")
+        # the pool restores the connection's isolation level when it takes it back
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
     async def rollback(self) -> None:
         await self.session.rollback()

@@ -19,12 +19,12 @@ import logging
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
-from application.ports import Clock, IdempotencyRecord, JobQueue, UnitOfWork
+from application.ports import Clock, IdempotencyRecord, JobQueue, SubmitOutcome, UnitOfWork
 from domain.access import EVERYTHING, Access
 from domain.detection import detect
 from domain.errors import Conflict, DocumentTooLarge, IdempotencyKeyReused, InvalidInput
@@ -152,44 +152,44 @@ class EnqueueDocumentHandler:
         fingerprint = _fingerprint(
             collection, sha256, detection.document_type.value, metadata, source_key
         )
+        document = Document(
+            id=uuid.uuid4(),
+            collection=collection,
+            filename=detection.filename,
+            content_type=detection.document_type,
+            size_bytes=len(cmd.data),
+            sha256=sha256,
+            metadata=metadata,
+            created_at=now,
+            source_key=key,
+            key_origin=KeyOrigin.CLIENT if source_key else KeyOrigin.CONTENT,
+            batch=batch,
+        )
+        job = IngestionJob.new(document.id, now, self.max_attempts)
+        # a new version under a client key, sent without metadata, keeps what people
+        # said of the document; what the worker finds in the text (the norm's
+        # identity) is found again
+        inherit = NORM_METADATA_KEYS if source_key is not None and not metadata else None
         async with uow:
             if cmd.idempotency_key:
                 replay = await self._replay(cmd, fingerprint, uow)
                 if replay is not None:
                     return replay
-            await uow.documents.lock_keys(collection, [key])
-            if source_key is not None:
-                latest = same = await uow.documents.latest_version(collection, key)
             else:
-                latest, same = await uow.documents.latest_and_unkeyed(collection, key, sha256)
-            if same is not None and same.sha256 == sha256:
-                result = await self._existing(same, metadata, uow)
-            else:
-                if source_key is not None and not metadata and latest is not None:
-                    # a new version keeps what people said of the document; what the
-                    # worker finds in the text (the norm's identity) is found again
-                    metadata = {
-                        k: v for k, v in latest.metadata.items() if k not in NORM_METADATA_KEYS
-                    }
-                document = Document(
-                    id=uuid.uuid4(),
-                    collection=collection,
-                    filename=detection.filename,
-                    content_type=detection.document_type,
-                    size_bytes=len(cmd.data),
-                    sha256=sha256,
-                    metadata=metadata,
-                    created_at=now,
-                    source_key=key,
-                    key_origin=KeyOrigin.CLIENT if source_key else KeyOrigin.CONTENT,
-                    version=latest.version + 1 if latest is not None else 1,
-                    batch=batch,
+                # the upload is one statement (lock, lookups, inserts): its own
+                # transaction, without BEGIN and COMMIT round trips
+                await uow.autocommit()
+            submitted = await uow.documents.submit(document, cmd.data, job, inherit)
+            if submitted.outcome is SubmitOutcome.TAKEN:  # the key's lock prevents it
+                raise Conflict(f"version {submitted.version} of {key!r} was taken; retry")
+            if submitted.outcome is SubmitOutcome.CREATED:
+                stored = replace(
+                    document, version=submitted.version, metadata=submitted.metadata or {}
                 )
-                if not await uow.documents.add(document, cmd.data):  # the key lock prevents it
-                    raise Conflict(f"version {document.version} of {key!r} was taken; retry")
-                job = IngestionJob.new(document.id, now, self.max_attempts)
-                await uow.jobs.add(job)
-                result = EnqueueResult(document, job, created=True)
+                result = EnqueueResult(stored, job, created=True)
+            else:
+                assert submitted.document_id is not None
+                result = await self._existing(submitted.document_id, metadata, uow)
             if cmd.idempotency_key:
                 record = IdempotencyRecord(
                     cmd.client_id, cmd.idempotency_key, fingerprint, result.document.id
@@ -206,15 +206,19 @@ class EnqueueDocumentHandler:
         return result
 
     async def _existing(
-        self, doc: Document, metadata: dict[str, Any], uow: UnitOfWork
+        self, document_id: uuid.UUID, metadata: dict[str, Any], uow: UnitOfWork
     ) -> EnqueueResult:
-        job = await uow.jobs.get_for_document(doc.id)
-        if job is None:  # a document always has its job; only a deletion in flight differs
+        doc = await uow.documents.get(document_id)
+        job = await uow.jobs.get_for_document(document_id)
+        if doc is None or job is None:  # only a deletion in flight differs
             raise Conflict("the same document is being deleted; try again")
         updated = False
         if any(doc.metadata.get(k, _MISSING) != v for k, v in metadata.items()):
-            merged = validate_metadata({**doc.metadata, **metadata}, self.limits.max_metadata_bytes)
-            await uow.documents.set_metadata(doc.id, merged)
+            validate_metadata({**doc.metadata, **metadata}, self.limits.max_metadata_bytes)
+            # merged by the database: a change made since the read above is kept
+            merged = await uow.documents.merge_metadata(doc.id, metadata)
+            if merged is None:
+                raise Conflict("the same document is being deleted; try again")
             doc.metadata = merged
             updated = True
         return EnqueueResult(doc, job, created=False, metadata_updated=updated)
