@@ -37,6 +37,7 @@ from bench.common import (
     console,
     cpu_seconds,
     env_for,
+    postgres_cpu_seconds,
     save,
     services,
     table,
@@ -173,8 +174,27 @@ def _print_step(result: dict[str, Any]) -> None:
         f"{result['payload']:12} c={result['concurrency']:<3} p50 {result['p50_ms']:6.1f} ms  "
         f"p99 {result['p99_ms']:6.1f} ms  {result['rps']:7.1f} req/s  "
         f"API CPU {result['api_cpu_ms_per_request']:.2f} ms/req  "
+        f"PostgreSQL CPU {result['pg_cpu_ms_per_request']:.2f} ms/req  "
         f"errors {result['errors']}"
     )
+
+
+def measured(
+    pid: int,
+    url: str,
+    key: str,
+    make: Callable[[], tuple[str, str, bytes]] | None,
+    concurrency: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """A load step, with the CPU the API and PostgreSQL spent per request meanwhile
+    (PostgreSQL's includes the worker's writes when a worker runs)."""
+    api_before, pg_before = cpu_seconds(pid), postgres_cpu_seconds()
+    result = asyncio.run(load(url, key, make, concurrency, seconds))
+    done = max(1, result["requests"])
+    result["api_cpu_ms_per_request"] = (cpu_seconds(pid) - api_before) * 1000 / done
+    result["pg_cpu_ms_per_request"] = (postgres_cpu_seconds() - pg_before) * 1000 / done
+    return result
 
 
 def run(
@@ -192,21 +212,13 @@ def run(
             for name, make in payloads.items():
                 asyncio.run(load(url, key, make, 4, 1.5))  # warm-up
                 for c in concurrencies:
-                    before = cpu_seconds(pid)
-                    result = asyncio.run(load(url, key, make, c, seconds))
-                    result["api_cpu_ms_per_request"] = (
-                        (cpu_seconds(pid) - before) * 1000 / max(1, result["requests"])
-                    )
+                    result = measured(pid, url, key, make, c, seconds)
                     result["payload"] = name
                     result["bytes"] = sizes[name]
                     rows.append(result)
                     _print_step(result)
             if not with_worker:  # the diagnostic run: what a request costs with no work
-                before = cpu_seconds(pid)
-                result = asyncio.run(load(url, key, None, 10, seconds))
-                result["api_cpu_ms_per_request"] = (
-                    (cpu_seconds(pid) - before) * 1000 / max(1, result["requests"])
-                )
+                result = measured(pid, url, key, None, 10, seconds)
                 result["payload"] = "GET /healthz (floor)"
                 result["bytes"] = 0
                 rows.append(result)
@@ -214,7 +226,16 @@ def run(
     table(
         f"Enqueue under load (API workers: {api_workers}, "
         f"{'a worker ingesting meanwhile' if with_worker else 'no worker'})",
-        ["payload", "concurrency", "p50 ms", "p99 ms", "req/s", "API CPU ms/req", "errors"],
+        [
+            "payload",
+            "concurrency",
+            "p50 ms",
+            "p99 ms",
+            "req/s",
+            "API CPU ms/req",
+            "PG CPU ms/req",
+            "errors",
+        ],
         [
             [
                 r["payload"],
@@ -223,6 +244,7 @@ def run(
                 r["p99_ms"],
                 r["rps"],
                 r["api_cpu_ms_per_request"],
+                r["pg_cpu_ms_per_request"],
                 sum(r["errors"].values()),
             ]
             for r in rows

@@ -4,6 +4,7 @@ all heavy work is the worker's."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,6 +42,11 @@ def create_app(container: Container | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # load the query embedder now (in a thread), not on the first search
         await asyncio.to_thread(container.search)
+        # what start-up built (the app, the model's tokenizer: ~180k objects) lives as
+        # long as the process; out of the collector's reach, a full collection under
+        # load no longer walks it (measured: ~100 ms, every request in flight waited)
+        gc.collect()
+        gc.freeze()
         yield
         await container.api_doorbell().close()
         reranker = container.reranker()

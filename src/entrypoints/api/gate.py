@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from entrypoints.api.deps import MULTIPART_OVERHEAD, Guard, presented_key
+from entrypoints.api.deps import MULTIPART_OVERHEAD, guard_of, presented_key
 from entrypoints.api.problems import (
     RETRY_AFTER_S,
     UNAVAILABLE,
@@ -182,12 +182,7 @@ class RequestGate:
                     f"the request body has {declared} bytes; the limit here is {limit} bytes",
                 )
             if path.startswith("/v1/"):
-                guard = Guard(
-                    self.container.authenticator(),
-                    self.container.rate_limiter(),
-                    self.container.settings(),
-                )
-                principal = await guard.identify(presented_key(headers))
+                principal = await guard_of(self.container).identify(presented_key(headers))
                 scope.setdefault("state", {})["principal"] = principal
             counted = _CountedReceive(receive, body)
             inner: Receive = counted

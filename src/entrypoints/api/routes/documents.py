@@ -160,10 +160,10 @@ async def upload_document(
     principal: Annotated[Principal, Depends(require(Scope.INGEST))],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     handler: EnqueueDocumentHandler = Depends(Provide[Container.enqueue_document]),
-    settings: Settings = Depends(Provide[Container.settings]),
 ) -> DocumentOut:
     key = _idempotency_key(idempotency_key)
-    form = await read_upload_form(request, settings.max_upload_bytes, settings.max_metadata_bytes)
+    limits = handler.limits  # the settings' upload limits, without another dependency
+    form = await read_upload_form(request, limits.max_bytes, limits.max_metadata_bytes)
     result = await handler(
         EnqueueDocument(
             data=form.data,
