@@ -114,6 +114,23 @@ async def test_statistics_follow_replace_and_delete(
     assert await document_frequency(clean_db, "fer") == 0  # only a's old chunks held it
 
 
+async def test_a_chunk_gets_its_terms_and_length_as_it_is_written_and_rewritten(
+    uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
+) -> None:
+    doc = document("a.txt")
+    await store(uow_factory, doc, ["As férias do servidor, as férias do cargo."])
+    count = """SELECT keyword_length, (SELECT sum(coalesce(cardinality(u.positions), 1))
+               FROM unnest(search_vector) u), search_vector::text FROM ai.chunks"""
+    async with clean_db.begin() as conn:
+        length, recount, terms = (await conn.execute(text(count))).one()
+        assert length == recount == 4  # férias twice, servidor, cargo (stop words out)
+        assert "'fer':2,6" in terms  # folded, stemmed, where it stands
+        # a rewritten text is indexed again by the same trigger
+        await conn.execute(text("UPDATE ai.chunks SET text = 'Licença capacitação.'"))
+        length, recount, terms = (await conn.execute(text(count))).one()
+        assert length == recount == 2 and "fer" not in terms and "licenc" in terms
+
+
 async def test_a_fleet_storing_at_once_neither_deadlocks_nor_miscounts(
     uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
 ) -> None:

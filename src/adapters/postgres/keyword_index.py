@@ -92,13 +92,6 @@ _APPLY_STATS = text(
     SET chunks = s.chunks + excluded.chunks, tokens = s.tokens + excluded.tokens
     """
 )
-_LENGTHS = text(
-    """
-    UPDATE ai.chunks SET keyword_length = coalesce(
-        (SELECT sum(coalesce(cardinality(u.positions), 1)) FROM unnest(search_vector) AS u), 0)
-    WHERE document_id = :document_id
-    """
-)
 _POSTINGS = text(
     f"""
     INSERT INTO ai.keyword_postings (term, chunk_id, document_id, tf, impact)
@@ -138,8 +131,8 @@ class KeywordIndex:
         return _Counts(terms, int(row.chunks), int(row.tokens))
 
     async def post(self, document_id: uuid.UUID) -> None:
-        """Lengths and postings of the document's (just inserted) chunks."""
-        await self.session.execute(_LENGTHS, {"document_id": document_id})
+        """Postings of the document's (just inserted) chunks; their terms and lengths
+        were written with them (the trigger ai.chunk_terms)."""
         await self.session.execute(_POSTINGS, {"document_id": document_id})
 
     async def apply(self, document_id: uuid.UUID, before: _Counts) -> None:

@@ -15,9 +15,10 @@ Notes on the choices (see docs/decisions/0002-schema.md):
   ``embedding::vector(N) WHERE embedding_dim = N`` (pgvector indexes one dimension),
   so chunk sets of two models can live side by side while a collection is re-embedded
   (docs/decisions/0016-embedding-models.md).
-- Full-text search is Portuguese and accent-insensitive: a generated tsvector over
-  the chunk text with accents folded by ``translate`` (the embedded PostgreSQL ships
-  no ``unaccent`` extension, and ``translate`` is immutable, so it can be generated).
+- Full-text search is Portuguese and accent-insensitive: a tsvector over the chunk's
+  heading, context and text with accents folded by ``translate`` (the embedded
+  PostgreSQL ships no ``unaccent`` extension), written with the row by a trigger
+  together with its BM25 length (migration 0013).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Computed,
     DateTime,
     Enum,
+    FetchedValue,
     ForeignKey,
     Identity,
     Index,
@@ -224,6 +225,7 @@ class ChunkRow(Base):
     # article_end, paragraph, inciso, alinea, amended_by (domain.model.LegalRef)
     legal: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=EMPTY_JSON)
     # BM25 document length: the lexemes of search_vector, counted with repetitions
+    # (written with the row by the trigger ai.chunk_terms)
     keyword_length: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     token_count: Mapped[int] = mapped_column(Integer, nullable=False)
     page_start: Mapped[int | None] = mapped_column(Integer)
@@ -231,14 +233,11 @@ class ChunkRow(Base):
     model_name: Mapped[str] = mapped_column(String(200), nullable=False)
     embedding_dim: Mapped[int] = mapped_column(Integer, nullable=False)
     embedding: Mapped[Any] = mapped_column(Vector(), nullable=False)  # any dimension
+    # written with the row by the trigger ai.chunk_terms (migration 0013), as is
+    # keyword_length: to_tsvector(TEXT_SEARCH_CONFIG, translate(heading || ' ' ||
+    # context || ' ' || text, UNACCENT_FROM, UNACCENT_TO)), the query side's folding
     search_vector: Mapped[Any] = mapped_column(
-        TSVECTOR,
-        Computed(
-            f"to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, "
-            f"translate(coalesce(heading, '') || ' ' || coalesce(context, '') || ' ' || text, "
-            f"'{UNACCENT_FROM}', '{UNACCENT_TO}'))",
-            persisted=True,
-        ),
+        TSVECTOR, nullable=False, server_default=FetchedValue()
     )
     created_at: Mapped[datetime] = mapped_column(_tz(), nullable=False, server_default=func.now())
 
