@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -79,28 +79,30 @@ async def readyz(
     return HealthOut(status="ok" if ok else "unavailable", checks=checks)
 
 
-_STATS_CACHE: tuple[float, Stats] | None = None
-
-
-async def _stats(get_stats: GetStats, uow: UnitOfWorkDep, max_age_s: float = 0.0) -> Stats:
-    global _STATS_CACHE
+async def _stats(
+    request: Request, get_stats: GetStats, uow: UnitOfWorkDep, max_age_s: float = 0.0
+) -> Stats:
+    """The statistics, at most ``max_age_s`` old; cached per app (a process may serve
+    several, as the tests do, each over its own database)."""
     now = time.monotonic()
-    if _STATS_CACHE is not None and now - _STATS_CACHE[0] < max_age_s:
-        return _STATS_CACHE[1]
+    cached: tuple[float, Stats] | None = getattr(request.app.state, "stats_cache", None)
+    if cached is not None and now - cached[0] < max_age_s:
+        return cached[1]
     stats = await get_stats(uow)
-    _STATS_CACHE = (now, stats)
+    request.app.state.stats_cache = (now, stats)
     return stats
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 @inject
 async def prometheus_metrics(
+    request: Request,
     uow: UnitOfWorkDep,
     _: Annotated[None, Depends(metrics_caller)],
     get_stats: GetStats = Depends(Provide[Container.get_stats]),
 ) -> Response:
     try:  # queue depth comes from the database; cached so many scrapers stay cheap
-        stats = await _stats(get_stats, uow, max_age_s=5.0)
+        stats = await _stats(request, get_stats, uow, max_age_s=5.0)
         for status, count in stats.jobs_by_status.items():
             metrics.QUEUE_JOBS.labels(status.value).set(count)
         metrics.QUEUE_READY.set(stats.ready)
@@ -146,13 +148,14 @@ def model_warnings(
 @router.get("/v1/stats", response_model=StatsOut, summary="Queue and index statistics")
 @inject
 async def stats(
+    request: Request,
     uow: UnitOfWorkDep,
     who: Annotated[Principal, Depends(require(Scope.READ))],
     get_stats: GetStats = Depends(Provide[Container.get_stats]),
     search: SearchChunksHandler = Depends(Provide[Container.search]),
 ) -> StatsOut:
     require_every_collection(who, "the queue statistics")
-    s = await _stats(get_stats, uow)
+    s = await _stats(request, get_stats, uow)
     model, dim = search.embedder.model_name, search.embedder.dimension
     return StatsOut(
         embedding_model=ModelCount(
