@@ -35,8 +35,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("REDIS_URL", "COGEP_REDIS_URL")
     )
     data_dir: Path = Path(".cogep")
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # a fixed pool: an overflow connection is closed as soon as the pool holds db_pool_size
+    # idle ones, so under steady load it was a new PostgreSQL backend every few requests
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     # how long an API request waits for a pooled connection before a 503 + Retry-After
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
