@@ -80,7 +80,9 @@ def draw(out: Path = RESULTS / "benchmarks.png") -> Path | None:
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("latency (ms)")
         ax.axhline(200, color="red", linewidth=0.8, label="seed bar: 200 ms")
-        ax.set_title("Enqueue latency, worker busy on the same host")
+        where = enqueue["machine"]
+        # its own machine and day: the figure title names the worker panel's
+        ax.set_title(f"Enqueue, worker busy on the same host ({where['cpu']}, {where['date']})")
         ax.legend(fontsize=7)
     if compare:
         ax = next(ax_iter)
