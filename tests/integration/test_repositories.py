@@ -178,6 +178,30 @@ class TestDocuments:
             assert await uow.documents.merge_metadata(uuid.uuid4(), {"a": 1}) is None
             await uow.commit()
 
+    async def test_uploaded_bytes_are_stored_as_sent_without_compression(
+        self, uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
+    ) -> None:
+        doc = make_document(1)
+        data = ("Art. 1º O servidor fará jus a trinta dias de férias. " * 2000).encode()
+        async with uow_factory() as uow:
+            assert await uow.documents.add(doc, data)
+            await uow.commit()
+        async with clean_db.connect() as conn:
+            method, size = (
+                await conn.execute(
+                    text(
+                        "SELECT pg_column_compression(data), pg_column_size(data) "
+                        "FROM ai.document_contents WHERE document_id = :d"
+                    ),
+                    {"d": doc.id},
+                )
+            ).one()
+        # compressible as it is, it was not compressed: uploads are mostly compressed
+        # containers, where trying only cost CPU (migration 0014)
+        assert method is None and size >= len(data)
+        async with uow_factory() as uow:
+            assert await uow.documents.content(doc.id) == data
+
     async def test_the_database_holds_one_current_version_per_key(
         self, uow_factory: UnitOfWorkFactory
     ) -> None:

@@ -143,7 +143,9 @@ class DocumentRow(Base):
 
 
 class DocumentContentRow(Base):
-    """Raw bytes as uploaded, kept apart so listings never drag them along."""
+    """Raw bytes as uploaded, kept apart so listings never drag them along; stored
+    without PostgreSQL's compression (STORAGE EXTERNAL, migration 0014): uploads are
+    mostly compressed containers, where trying cost CPU and saved nothing."""
 
     __tablename__ = "document_contents"
 
