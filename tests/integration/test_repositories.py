@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -153,6 +154,41 @@ class TestDocuments:
             got = await uow.documents.submit(back, b"a", new_job(back), None)
             assert (got.outcome, got.version) == (SubmitOutcome.CREATED, 3)
             await uow.commit()
+
+    async def test_submit_finds_the_twin_by_index_after_the_collection_grew(
+        self, clean_db: AsyncEngine, database_url: str
+    ) -> None:
+        """One long-lived connection, as the API's pool keeps them: its first calls come
+        while the collection is small, the next after it grew by thousands of rows.
+        The call still reads only the rows it looks for, never the collection's."""
+        call = (
+            "SELECT outcome FROM ai.submit_document($1, 'rh', 'a.txt', 'text', 1, $2, "
+            "'{}', 'sha256:' || $2, 'content', NULL, now(), 'x', $3, 'queued', 3, now(), "
+            "'ingest', NULL)"
+        )
+        conn = await asyncpg.connect(database_url)
+        try:
+            for n in range(8):  # enough calls for a session to cache a generic plan
+                assert await conn.fetchval(call, uuid.uuid4(), f"{n:064x}", uuid.uuid4())
+            await conn.execute(
+                "INSERT INTO ai.documents (id, collection, filename, content_type, "
+                "size_bytes, sha256, source_key, key_origin) "
+                "SELECT gen_random_uuid(), 'rh', 'f.txt', 'text', 1, md5(g::text) || "
+                "md5(g::text), 'sha256:' || g, 'content' FROM generate_series(1, 5000) AS g"
+            )
+            rows_read = (  # by this session, not yet reported to the statistics
+                "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_user_tables "
+                "WHERE schemaname = 'ai' AND relname = 'documents'"
+            )
+            async with conn.transaction():
+                before = await conn.fetchval(rows_read)
+                outcome = await conn.fetchval(call, uuid.uuid4(), "f" * 64, uuid.uuid4())
+                read = await conn.fetchval(rows_read) - before
+            # the lookups read the key's and the bytes' rows only (none here) and the
+            # foreign keys their document, not the collection's 5,000 in an index's order
+            assert outcome == "created" and read < 10
+        finally:
+            await conn.close()
 
     async def test_a_unit_in_autocommit_commits_each_statement_on_its_own(
         self, uow_factory: UnitOfWorkFactory
