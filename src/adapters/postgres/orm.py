@@ -133,8 +133,15 @@ class DocumentRow(Base):
             unique=True,
             postgresql_where=text("is_current"),
         ),
-        # deduplication of uploads without a key (same bytes, same collection)
-        Index("ix_documents_collection_sha256", "collection", "sha256"),
+        # deduplication of uploads without a key (same bytes, same collection): the
+        # newest such version in one descent, its order held by the index (0015)
+        Index(
+            "ix_documents_collection_sha256_created_at_id",
+            "collection",
+            "sha256",
+            "created_at",
+            "id",
+        ),
         Index("ix_documents_batch", "batch", postgresql_where=text("batch IS NOT NULL")),
         Index("ix_documents_created_at_id", "created_at", "id"),
         Index("ix_documents_collection_created_at_id", "collection", "created_at", "id"),
