@@ -639,6 +639,7 @@ class FakeUnitOfWork:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.committed = False
+        self.autocommitted = False  # the unit asked for no BEGIN / COMMIT
 
     async def __aenter__(self) -> Self:
         self._work = copy.deepcopy(self.store)

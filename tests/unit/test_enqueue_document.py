@@ -61,6 +61,19 @@ async def test_a_new_document_is_stored_with_its_bytes_and_a_pending_job(
     assert queue.rings == 1
 
 
+async def test_an_upload_is_one_autocommitted_statement_unless_it_has_an_idempotency_key(
+    handler: EnqueueDocumentHandler, store: Store
+) -> None:
+    plain = FakeUnitOfWork(store)
+    await handler(EnqueueDocument(b"Art. 1 Ferias.", "lei.txt", collection="rh"), plain)
+    assert plain.autocommitted
+    # with a key, its record and the document are one transaction
+    keyed = FakeUnitOfWork(store)
+    command = EnqueueDocument(b"Art. 2 Licenca.", "b.txt", collection="rh", idempotency_key="k1")
+    assert (await handler(command, keyed)).created
+    assert not keyed.autocommitted
+
+
 async def test_the_same_content_in_the_same_collection_returns_the_existing_document(
     handler: EnqueueDocumentHandler, store: Store, queue: FakeQueue
 ) -> None:

@@ -134,6 +134,23 @@ _MERGE_METADATA = (
 )
 
 
+def _new_document(document: Document) -> dict[str, Any]:
+    """The columns an upload writes, as both insert paths bind them."""
+    return {
+        "id": document.id,
+        "collection": document.collection,
+        "filename": document.filename,
+        "content_type": document.content_type.value,
+        "size_bytes": document.size_bytes,
+        "sha256": document.sha256,
+        "metadata": document.metadata,
+        "source_key": document.source_key,
+        "key_origin": document.key_origin.value,
+        "batch": document.batch,
+        "created_at": document.created_at,
+    }
+
+
 _Changes = list[Change]  # spelled out here: inside the class `list` is a method
 
 
@@ -143,23 +160,13 @@ class SqlAlchemyDocumentRepository:
 
     async def add(self, document: Document, content: bytes) -> bool:
         params = {
-            "id": document.id,
-            "collection": document.collection,
-            "filename": document.filename,
-            "content_type": document.content_type.value,
-            "size_bytes": document.size_bytes,
-            "sha256": document.sha256,
-            "metadata": document.metadata,
+            **_new_document(document),
             "chunk_count": document.chunk_count,
-            "source_key": document.source_key,
-            "key_origin": document.key_origin.value,
             "version": document.version,
             "is_current": document.is_current,
-            "batch": document.batch,
-            "created_at": document.created_at,
             "updated_at": document.created_at,
+            "data": content,
         }
-        params["data"] = content
         result = await self.session.execute(_INSERT_DOCUMENT_AND_CONTENT, params)
         return result.scalar_one_or_none() is not None
 
@@ -208,17 +215,7 @@ class SqlAlchemyDocumentRepository:
         if job.status is not IngestionStatus.PENDING or job.document_id != document.id:
             raise ValueError("an upload's job is a new PENDING job of its document")
         params = {
-            "id": document.id,
-            "collection": document.collection,
-            "filename": document.filename,
-            "content_type": document.content_type.value,
-            "size_bytes": document.size_bytes,
-            "sha256": document.sha256,
-            "metadata": document.metadata,
-            "source_key": document.source_key,
-            "key_origin": document.key_origin.value,
-            "batch": document.batch,
-            "created_at": document.created_at,
+            **_new_document(document),
             "data": content,
             "job_id": job.id,
             "job_stage": job.stage.value,

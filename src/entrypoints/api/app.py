@@ -21,7 +21,6 @@ from entrypoints.container import Container, build_container
 from entrypoints.logging import configure_logging
 
 _WIRED = [
-    "entrypoints.api.deps",
     "entrypoints.api.routes.changes",
     "entrypoints.api.routes.collections",
     "entrypoints.api.routes.documents",

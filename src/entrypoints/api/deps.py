@@ -19,7 +19,6 @@ from application.use_cases.api_keys import Authenticator
 from domain.access import EVERYTHING, Access
 from domain.api_keys import ApiKey, Scope
 from domain.errors import DocumentTooLarge, InvalidInput
-from entrypoints.api.injection import Provide, inject
 from entrypoints.api.problems import ApiProblem
 from entrypoints.container import Container
 from entrypoints.settings import Settings
@@ -134,15 +133,6 @@ def guard_of(container: Container) -> Guard:
     return Guard(container.authenticator(), container.rate_limiter(), container.settings())
 
 
-@inject
-async def get_guard(
-    authenticator: Authenticator = Depends(Provide[Container.authenticator]),
-    limiter: RateLimiter = Depends(Provide[Container.rate_limiter]),
-    settings: Settings = Depends(Provide[Container.settings]),
-) -> Guard:
-    return Guard(authenticator, limiter, settings)
-
-
 def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """Dependency: an authenticated, authorised and rate-limited caller."""
 
@@ -165,12 +155,13 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
 
 
 async def metrics_caller(
+    request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_api_key_header)],
-    guard: Annotated[Guard, Depends(get_guard)],
 ) -> None:
     """/metrics is open (a scraper on the private network) unless
     COGEP_METRICS_REQUIRE_KEY is set: then it takes a read key, as /v1 does."""
+    guard = guard_of(request.app.state.container)
     if guard.settings.metrics_require_key:
         who = await guard.check(bearer.credentials if bearer else header_key, Scope.READ)
         require_every_collection(who, "the metrics")
