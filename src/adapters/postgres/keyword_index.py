@@ -242,9 +242,10 @@ def bm25_sql(keep: str | None, of_chunks: bool = False, narrow: str | None = Non
         FROM d
     ),
     total AS (SELECT coalesce(sum(bound), 0) AS bound FROM w),
-    heads AS (
-        -- each term's highest-impact postings: an index range, best first (read once,
-        -- straight into the grouping below)
+    heads AS MATERIALIZED (
+        -- each term's highest-impact postings: an index range, best first, read once
+        -- (materialized: inlined, a plan may put the filter's documents outside it and
+        -- walk every term's range again for each document row)
         SELECT w.term, w.idf, w.bound, h.chunk_id, h.document_id, h.impact
         FROM w CROSS JOIN LATERAL (
             SELECT p.chunk_id, p.document_id, p.impact FROM ai.keyword_postings p
