@@ -155,26 +155,32 @@ class TestDocuments:
             assert (got.outcome, got.version) == (SubmitOutcome.CREATED, 3)
             await uow.commit()
 
+    @pytest.mark.parametrize("plans", ["auto", "force_generic_plan", "force_custom_plan"])
+    @pytest.mark.parametrize("stale", ["rh", "elsewhere"])
     async def test_submit_finds_the_twin_by_index_after_the_collection_grew(
-        self, clean_db: AsyncEngine, database_url: str
+        self, clean_db: AsyncEngine, database_url: str, plans: str, stale: str
     ) -> None:
         """One long-lived connection, as the API's pool keeps them: its first calls come
         while the collection is small, the next after it grew by thousands of rows, with
-        statistics that mislead. The call still reads only the rows it looks for."""
+        statistics that mislead: many rows per hash, taken on the collection itself or
+        elsewhere (then the collection looks empty, as one made after the last ANALYZE).
+        The call still reads only the rows it looks for, whatever plans the session
+        asks for (the function makes its own generic ones, migration 0016)."""
         call = (
             "SELECT outcome FROM ai.submit_document($1, 'rh', 'a.txt', 'text', 1, $2, "
             "'{}', 'sha256:' || $2, 'content', NULL, now(), 'x', $3, 'queued', 3, now(), "
             "'ingest', NULL)"
         )
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(database_url, server_settings={"plan_cache_mode": plans})
         try:
             # statistics that guess many rows per hash (taken on other data, kept by
             # the DELETE): what made the planner walk the collection on a fresh clone
             await conn.execute(
                 "INSERT INTO ai.documents (id, collection, filename, content_type, "
                 "size_bytes, sha256, source_key, key_origin) "
-                "SELECT gen_random_uuid(), 'rh', 'f.txt', 'text', 1, repeat(chr(97 + g % 10), "
-                "64), 'stale:' || g, 'content' FROM generate_series(1, 2000) AS g"
+                "SELECT gen_random_uuid(), $1, 'f.txt', 'text', 1, repeat(chr(97 + g % 10), "
+                "64), 'stale:' || g, 'content' FROM generate_series(1, 2000) AS g",
+                stale,
             )
             await conn.execute("ANALYZE ai.documents")
             await conn.execute("DELETE FROM ai.documents WHERE source_key LIKE 'stale:%'")
