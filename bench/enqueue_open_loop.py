@@ -154,7 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds-per-rate", type=float, default=8.0)
     parser.add_argument(
-        "--rates", type=float, nargs="+", default=[25, 50, 75, 100, 125, 150, 200, 300]
+        "--rates", type=float, nargs="+", default=[25, 50, 100, 150, 200, 300, 400, 500]
     )
     args = parser.parse_args()
     run(args.seconds_per_rate, args.rates)
