@@ -133,6 +133,17 @@ def guard_of(container: Container) -> Guard:
     return Guard(container.authenticator(), container.rate_limiter(), container.settings())
 
 
+async def caller(request: Request, scope: Scope) -> Principal:
+    """The authenticated, authorised and rate-limited caller, without a dependency: the
+    request gate identified it before the body was read (every /v1 request); the guard
+    is built only for a request that did not pass the gate."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return authorize(known, scope)
+    headers = dict(request.scope["headers"])
+    return await guard_of(request.app.state.container).check(presented_key(headers), scope)
+
+
 def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """Dependency: an authenticated, authorised and rate-limited caller."""
 
@@ -141,15 +152,9 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header_key: Annotated[str | None, Depends(_api_key_header)],
     ) -> Principal:
-        # the request gate identified the caller before the body was read (every /v1
-        # request); the guard is built only for a request that did not pass the gate,
-        # not resolved as a dependency of every request (FastAPI's dependency
-        # resolution was a quarter of an upload's API CPU)
-        known: Principal | None = getattr(request.state, "principal", None)
-        if known is not None:
-            return authorize(known, scope)
-        guard = guard_of(request.app.state.container)
-        return await guard.check(bearer.credentials if bearer else header_key, scope)
+        # the schemes are parameters for the API's description (Swagger's Authorize);
+        # the key is read from the request's headers as the gate reads it
+        return await caller(request, scope)
 
     return dependency
 
