@@ -49,12 +49,13 @@ class UploadBudget:
     async def reserve(self, size: int, wait_s: float) -> int | None:
         size = min(size, self.capacity)
         async with self._room:
-            try:
-                await asyncio.wait_for(
-                    self._room.wait_for(lambda: self.used + size <= self.capacity), wait_s
-                )
-            except TimeoutError:
-                return None
+            if self.used + size > self.capacity:  # else no wait, and no timer to arm
+                try:
+                    # asyncio.timeout, not wait_for: no task made per wait
+                    async with asyncio.timeout(wait_s):
+                        await self._room.wait_for(lambda: self.used + size <= self.capacity)
+                except TimeoutError:
+                    return None
             self.used += size
         return size
 
@@ -83,7 +84,10 @@ class _CountedReceive:
         if self.body.complete:
             return await self.receive()  # nothing left to pace: wait for a disconnect
         try:
-            message = await asyncio.wait_for(self.receive(), self.body.timeout_s)
+            # asyncio.timeout, not wait_for: wait_for made a task for every part of
+            # every body (2.7% of an upload's API CPU, profiled)
+            async with asyncio.timeout(self.body.timeout_s):
+                message = await self.receive()
         except TimeoutError:
             raise ApiProblem(
                 408,
