@@ -4,8 +4,8 @@
 upload over ~2 KB. Uploads are mostly DOCX (a zip), PDF (deflate streams), images and
 other compressed containers, where the attempt finds nothing and still costs the CPU:
 measured on the 117 law DOCX of the development corpus (``python -m
-bench.postgres_costs``), 0.85 ms of PostgreSQL CPU per upload with compression tried
-against 0.34 without, for the same 7.3 MB on disk (embedded PostgreSQL 16, the AMD
+bench.postgres_costs``, two runs), 0.85-1.11 ms of PostgreSQL CPU per upload with
+compression tried against 0.34-0.43 without, for the same 7.3 MB on disk (embedded PostgreSQL 16, the AMD
 EPYC 2-core machine). EXTERNAL keeps the value out of
 line without compressing it. What it costs: a large HTML, text or uncompressed PDF
 takes its full size on disk. Rows stored before keep their compression (reading them

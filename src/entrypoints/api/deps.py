@@ -48,6 +48,12 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="or the key in X-API-Key"
 )
+# the same schemes as an operation's security requirement, for a route that reads the
+# key itself (the upload) and declares it in its description by hand
+SECURITY: list[dict[str, list[str]]] = [
+    {_bearer.scheme_name: []},
+    {_api_key_header.scheme_name: []},
+]
 
 
 @dataclass(frozen=True)
@@ -140,8 +146,11 @@ async def caller(request: Request, scope: Scope) -> Principal:
     known: Principal | None = getattr(request.state, "principal", None)
     if known is not None:
         return authorize(known, scope)
-    headers = dict(request.scope["headers"])
-    return await guard_of(request.app.state.container).check(presented_key(headers), scope)
+    return await guard_of(request.app.state.container).check(_presented(request), scope)
+
+
+def _presented(request: Request) -> str | None:
+    return presented_key(dict(request.scope["headers"]))
 
 
 def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
@@ -165,10 +174,12 @@ async def metrics_caller(
     header_key: Annotated[str | None, Depends(_api_key_header)],
 ) -> None:
     """/metrics is open (a scraper on the private network) unless
-    COGEP_METRICS_REQUIRE_KEY is set: then it takes a read key, as /v1 does."""
+    COGEP_METRICS_REQUIRE_KEY is set: then it takes a read key, as /v1 does (the
+    schemes are parameters for the API's description; the key is read as the gate
+    reads it)."""
     guard = guard_of(request.app.state.container)
     if guard.settings.metrics_require_key:
-        who = await guard.check(bearer.credentials if bearer else header_key, Scope.READ)
+        who = await guard.check(_presented(request), Scope.READ)
         require_every_collection(who, "the metrics")
 
 

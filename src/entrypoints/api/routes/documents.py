@@ -25,6 +25,7 @@ from domain.api_keys import Scope
 from domain.errors import InvalidInput
 from domain.model import IngestionStatus
 from entrypoints.api.deps import (
+    SECURITY,
     DbSession,
     Principal,
     UnitOfWorkDep,
@@ -162,7 +163,7 @@ _UPLOAD_DOCS: dict[str, Any] = {
             "an error",
         }
     ],
-    "security": [{"HTTPBearer": []}, {"APIKeyHeader": []}],
+    "security": SECURITY,
 }
 
 
