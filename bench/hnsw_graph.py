@@ -10,10 +10,10 @@ with exact search over every stored vector:
 
 - strict recall@10: the share of the exact ten returned;
 - near-tie recall: a returned chunk counts when its score is within 0.001 (or 0.005) of
-  the exact tenth's (the corpus holds each law about 130 times with variations, so
+  the exact tenth's (the corpus holds each passage several times with variations, so
   many chunks score nearly alike and the exact ten are partly a matter of noise);
-- passage recall: of the distinct passages (originals) the exact ten come from, the
-  share that the answer holds a copy of;
+- passage recall: of the distinct passages the exact ten come from (a passage and its
+  variants are one, ``scale_corpus.Corpus``), the share that the answer holds a copy of;
 - latency p50 / p95 (a first pass warms the index, the second is timed).
 
     python -m bench.hnsw_graph --keep DIR [--size 1000000] [--graph 16 64 --graph 32 128]
@@ -38,6 +38,7 @@ from bench.common import console, save, table
 from bench.keyword_scale import corpus_texts
 from bench.scale import NEAREST_CURRENT, TOP_K, percentiles, queries_of
 from bench.scale_corpus import (
+    COPIES,
     DIM,
     HNSW_GRAPH,
     PER_DOCUMENT,
@@ -69,7 +70,12 @@ async def ensure(conn: asyncpg.Connection, m: int, ef_construction: int) -> dict
 
 
 async def measure(
-    url: str, size: int, graphs: list[tuple[int, int]], efs: list[int], qv: np.ndarray, n: int
+    url: str,
+    size: int,
+    graphs: list[tuple[int, int]],
+    efs: list[int],
+    qv: np.ndarray,
+    corpus: Corpus,
 ) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(pg_url(url), command_timeout=None)
     await register_vector(conn)
@@ -90,7 +96,7 @@ async def measure(
             else:  # "extra-K.txt": the documents bench.scale's insert measure adds
                 k = int(r["filename"].removeprefix("extra-").removesuffix(".txt"))
                 j = size + k * PER_DOCUMENT + r["position"]
-            passage[i] = j % n
+            passage[i] = corpus.passage_of(j)
             at[r["id"]] = i
         del rows
         scores = [stored @ q for q in qv]
@@ -148,20 +154,22 @@ def main() -> None:
         "--graph", type=int, nargs=2, action="append", metavar=("M", "EF_CONSTRUCTION")
     )
     parser.add_argument("--ef", type=int, nargs="+", default=[100, 400, 1000])
+    parser.add_argument("--copies", type=int, default=COPIES, help="as bench.scale was run")
+    parser.add_argument("--save-as", default="hnsw_graph", help="bench/results/NAME.json")
     args = parser.parse_args()
     graphs = [tuple(g) for g in (args.graph or [list(HNSW_GRAPH), [32, 128]])]
     texts = corpus_texts()
     embedder = BlasE5Embedder()
-    qv = real_vectors(
-        embedder, queries_of(Corpus(texts, real_vectors(embedder, texts, query=False))), query=True
-    )
+    corpus = Corpus(texts, real_vectors(embedder, texts, query=False), args.copies)
+    corpus.sized(args.size)
+    qv = real_vectors(embedder, queries_of(corpus), query=True)
     with server(args.keep) as admin_url:
-        url, loaded = database_for(admin_url, args.size)
+        url, loaded = database_for(admin_url, args.size, args.copies)
         if not loaded:
             raise SystemExit(
                 f"{args.keep} holds no loaded database of {args.size:,} chunks: run bench.scale --keep first"
             )
-        results = asyncio.run(measure(url, args.size, graphs, args.ef, qv, len(texts)))
+        results = asyncio.run(measure(url, args.size, graphs, args.ef, qv, corpus))
     table(
         f"HNSW graphs at {args.size:,} chunks: recall@10 against exact search (100 queries)",
         [
@@ -188,7 +196,9 @@ def main() -> None:
             for r in results
         ],
     )
-    console.print(f"saved {save('hnsw_graph', {'chunks': args.size, 'graphs': results})}")
+    console.print(
+        f"saved {save(args.save_as, {'chunks': args.size, 'copies': args.copies, 'graphs': results})}"
+    )
 
 
 if __name__ == "__main__":

@@ -3,17 +3,24 @@
 For each size, a database of its own in the same server, migrated to head (the real
 schema, every index and trigger), is filled with:
 
-- chunks of realistic Portuguese legal text: the chunks of the 117 development laws
+- chunks of realistic Portuguese legal text, 100 per document, over 20 collections and
+  7 bodies (``metadata.orgao``); one document in 20 is a superseded version
+  (``is_current`` false). The text is made of passages, each stored 8 times (the
+  passage and 7 variants, ``--copies``): the chunks of the 117 development laws
   (``../shared/corpus/leis-federais/`` through the platform's extraction and chunker),
-  copied with variations (about one word in seven replaced by a word drawn from the
-  corpus' own word stream, so term frequencies stay Zipfian and no two chunks are
-  equal), 100 per document, over 20 collections and 7 bodies (``metadata.orgao``);
-  one document in 20 is a superseded version (``is_current`` false);
-- vectors: every original chunk (7,609) carries its real e5 vector, and so does a
-  real-model slice of 2,048 varied copies; the bulk of the copies gets a fast stand-in,
-  the original's real vector moved by a displacement drawn from the Gaussian fitted to
-  the slice's real displacements (``scale_corpus.Corpus``), and the run prints how the
-  stand-ins compare with the real slice; the questions are embedded by the real model;
+  then splices (the opening of one law chunk and the ending of another, cut at
+  sentence ends) until there are size / 8 passages; a variant replaces about one word
+  in seven by a word drawn from the corpus' own word stream, so term frequencies stay
+  Zipfian and no two chunks are equal. ``--copies 0`` has the shape of the corpus before
+  2026-12-07, every chunk a copy of one of the 7,609 law chunks (about 130 copies of
+  each at a million: islands of near-duplicates, docs/decisions/0018);
+- vectors: every law chunk carries its real e5 vector, and so do two real-model
+  slices, 2,048 variants and 2,048 splices; the bulk gets fast stand-ins (a splice:
+  the length-weighted mix of its two sources' real vectors moved by a residual drawn
+  from the Gaussian fitted to the slice's real residuals; a variant: its passage's
+  vector moved by a displacement drawn from the Gaussian fitted to the slice's real
+  displacements; ``scale_corpus.Corpus``), and the run prints how the stand-ins
+  compare with the real slices; the questions are embedded by the real model;
 - BM25 postings written by the repositories' own statements (``KeywordIndex.post``,
   per document), the term and corpus statistics summed once at the end;
 - documents and jobs as ``bench.queue_scale`` writes them, plus 100,000 PENDING jobs.
@@ -40,7 +47,7 @@ size) as an operator loading a corpus would (the timings are kept beside the dat
 
 Writes ``bench/results/scale.json``.
 
-    python -m bench.scale [--sizes 100000 1000000] [--keep DIR]
+    python -m bench.scale [--sizes 100000 1000000] [--keep DIR] [--copies 8]
 
 ``--keep DIR`` keeps the server's data in DIR: a second run finds the databases
 loaded and only measures.
@@ -74,6 +81,7 @@ from bench.queue_scale import operator_reads
 from bench.retrieval import QUESTIONS, load_questions
 from bench.scale_corpus import (
     CACHE,
+    COPIES,
     DIM,
     MODEL,
     SLICE,
@@ -250,8 +258,8 @@ async def vector_recall(
 async def keyword_exactness(engine: Any, sessions: Any, queries: list[str]) -> dict[str, Any]:
     """The bounded read's top 10 against BM25 over every match (no bound): the share of
     the same chunks (recall@10), and the BM25 mass of the answer against the exact
-    one's (1.0 when equally good chunks were found: this corpus holds each law's
-    text about 130 times with variations, so near-equal scores abound)."""
+    one's (1.0 when equally good chunks were found: this corpus holds each passage
+    several times with variations, so near-equal scores abound)."""
     every = text(bm25_every_match_sql("d.is_current"))
     same, total, took, mass = 0, 0, [], []
     for q in queries:
@@ -294,6 +302,15 @@ async def queue_latency(url: str) -> dict[str, Any]:
 # -- the run ------------------------------------------------------------------------------
 
 
+def fitted_corpus(embedder: BlasE5Embedder, texts: list[str], copies: int) -> Corpus:
+    """The corpus with its stand-ins fitted to the real model's slices (cached)."""
+    corpus = Corpus(texts, real_vectors(embedder, texts, query=False), copies)
+    corpus.fit(real_vectors(embedder, corpus.slice_texts(SLICE), query=False))
+    if copies:
+        corpus.fit_splices(real_vectors(embedder, corpus.splice_slice_texts(SLICE), query=False))
+    return corpus
+
+
 def queries_of(corpus: Corpus) -> list[str]:
     questions = [q.query for q in load_questions(QUESTIONS)]
     rng = np.random.default_rng(19)
@@ -313,33 +330,53 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--keep", type=Path, default=None)
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=COPIES,
+        help="chunks per passage (0: every chunk a copy of a real one, the corpus before "
+        "2026-12-07)",
+    )
+    parser.add_argument("--save-as", default="scale", help="bench/results/NAME.json")
     args = parser.parse_args()
     console.print("chunking the development laws ...")
     texts = corpus_texts()
     embedder = BlasE5Embedder()
     t = time.perf_counter()
-    originals = real_vectors(embedder, texts, query=False)
-    corpus = Corpus(texts, originals)
-    corpus.fit(real_vectors(embedder, corpus.slice_texts(SLICE), query=False))
+    corpus = fitted_corpus(embedder, texts, args.copies)
     console.print(
-        f"{len(texts):,} real passage vectors and a slice of {SLICE:,} varied ones "
-        f"in {time.perf_counter() - t:.0f} s (cached in {CACHE})"
+        f"{len(texts):,} real passage vectors and real-model slices of {SLICE:,} variants "
+        f"and {len(corpus.splice_real):,} splices in {time.perf_counter() - t:.0f} s "
+        f"(cached in {CACHE})"
     )
     queries = queries_of(corpus)
     qv = real_vectors(embedder, queries, query=True)
     fidelity = corpus.fidelity(qv)
     table(
-        "Stand-in vectors against the real model's, on the same varied texts",
-        ["vectors", "cosine to original (mean, p5, p95)", "query score shift sd", "nearest"],
+        "Stand-in vectors against the real model's, on the same texts",
+        [
+            "vectors",
+            "cosine to base (mean, p5, p95)",
+            "query score shift sd",
+            "nearest real chunk is its own",
+        ],
         [
             [
                 name,
-                ", ".join(f"{f['cosine_to_original'][k]:.4f}" for k in ("mean", "p5", "p95")),
+                ", ".join(f"{f['cosine_to_base'][k]:.4f}" for k in ("mean", "p5", "p95")),
                 f"{f['query_score_shift_sd']:.4f}",
-                f"{f['own_original_nearest']:.3f}",
+                f"{f['nearest_is_own']:.3f}",
             ]
             for name, f in fidelity.items()
+            if name != "law chunks"
         ],
+    )
+    dup = fidelity["law chunks"]
+    console.print(
+        f"near-duplicates (cosine >= {dup['at']}) of a law chunk among the {len(texts):,}: "
+        f"{dup['share_with_one']:.1%} have one, {dup['mean']:.2f} on average (p99 "
+        f"{dup['p99']:.0f}); each passage of this corpus has {max(args.copies - 1, 0)} variants "
+        "(--copies 0: about size / 7,609)"
     )
     t = time.perf_counter()
     for q in queries[:20]:  # the model's own time per query, apart from the database's
@@ -349,9 +386,14 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     with server(args.keep) as admin_url:
         for size in sorted(args.sizes):
-            url, loaded = database_for(admin_url, size)
-            row: dict[str, Any] = {"chunks": size}
-            record = (args.keep or CACHE) / f"load-{size}.json"
+            url, loaded = database_for(admin_url, size, args.copies)
+            corpus.sized(size)
+            row: dict[str, Any] = {
+                "chunks": size,
+                "copies": args.copies,
+                "passages": corpus.passages,
+            }
+            record = (args.keep or CACHE) / f"load-{size}-c{args.copies}.json"
             if not loaded:
                 console.print(f"loading {size:,} chunks ...")
                 row["load"] = asyncio.run(load(url, corpus, size))
@@ -365,7 +407,7 @@ def main() -> None:
             row["queue"] = asyncio.run(queue_latency(url))
             results.append(row)
             console.print(row)
-            save("scale", {"sizes": results, "model_query_ms": model_ms, "stand_in": fidelity})
+            save(args.save_as, {"sizes": results, "model_query_ms": model_ms, "stand_in": fidelity})
     rows = []
     for r in results:
         for op, v in r["search"].items():
@@ -387,7 +429,7 @@ def main() -> None:
         rows,
     )
     console.print(f"query embedding by the real model: {model_ms:.1f} ms per query")
-    saved = save("scale", {"sizes": results, "model_query_ms": model_ms, "stand_in": fidelity})
+    saved = save(args.save_as, {"sizes": results, "model_query_ms": model_ms, "stand_in": fidelity})
     console.print(f"saved {saved}")
 
 

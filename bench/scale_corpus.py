@@ -38,6 +38,8 @@ SLICE = 2048  # variants embedded by the real model
 CACHE = ROOT / ".cache" / "bench-scale"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WORD = re.compile(r"\w+|\W+")
+SENTENCE_END = re.compile(r"(?<=[.;:])\s+")
+COPIES = 8  # chunks per passage: the passage and 7 variants (Corpus)
 
 HNSW_INDEX = "ix_chunks_embedding_384_hnsw"
 HNSW_GRAPH = (16, 64)  # the schema's m / ef_construction (migration 0009)
@@ -90,89 +92,211 @@ def doc_id(g: int) -> uuid.UUID:
 
 
 class Corpus:
-    """Texts and vectors of chunk number j, the same for every run.
+    """Texts and vectors of chunk number j, the same for every run of one size.
 
-    Chunk j is text j mod n (n = len(texts)); the first copy (j < n) is the real text
-    with its real e5 vector. Later copies replace about one word in seven by a word of
-    the corpus' own word stream. A copy inside the real-model slice (the first
-    `len(self.real)` copies after the originals) carries the model's own vector of
-    its varied text. Every other copy gets a stand-in: the original's real vector moved
-    by a displacement drawn from the Gaussian fitted to the slice's real displacements
-    (variant minus original: their mean and covariance), renormalised. It moves as far,
-    and along the directions, the model moves a text when a seventh of its words change;
-    `fidelity` measures how closely.
+    The corpus is made of passages, each stored `copies` times (the passage and
+    `copies - 1` variants), so a size of N chunks holds N / copies passages:
+
+    - passage p < n (n = len(texts)) is a real chunk of the development laws with its
+      real e5 vector;
+    - passage p >= n is a splice: the opening of one real chunk and the ending of
+      another, cut at sentence ends (legal text on two subjects, as an amended
+      article or a chunk across two articles reads). Its vector is the real one for
+      the first `len(self.splice_real)` splices (a real-model slice); every other
+      splice gets a stand-in: the length-weighted mix of its two sources' real
+      vectors, moved by a residual drawn from the Gaussian fitted to the slice's real
+      residuals (real vector minus mix), renormalised;
+    - a variant replaces about one word in seven by a word of the corpus' own word
+      stream. The first variant of the first `len(self.real)` real passages carries
+      the model's vector of its text (the second real-model slice); every other
+      variant gets its passage's vector moved by a displacement drawn from the
+      Gaussian fitted to that slice's real displacements (variant minus original).
+
+    `copies = 0` has the shape of the corpus before 2026-12-07: no splices, every chunk a copy of
+    one of the n real chunks (about 130 copies of each at a million chunks: islands of
+    near-duplicates an HNSW graph does not leave, docs/decisions/0018). `fidelity`
+    measures how closely the stand-ins follow the real model.
     """
 
-    def __init__(self, texts: list[str], vectors: np.ndarray) -> None:
+    def __init__(self, texts: list[str], vectors: np.ndarray, copies: int = COPIES) -> None:
         self.texts = texts
         self.vectors = vectors
+        self.copies = copies
+        self.passages = len(texts)
         self.words = [w for t in texts for w in WORD.findall(t) if w[0].isalnum()]
         self.real = np.zeros((0, DIM), dtype=np.float32)
         self.mean = np.zeros(DIM)
         self.factor = np.zeros((DIM, DIM))
+        self.splice_real = np.zeros((0, DIM), dtype=np.float32)
+        self.splice_mean = np.zeros(DIM)
+        self.splice_factor = np.zeros((DIM, DIM))
 
-    def fit(self, slice_vectors: np.ndarray) -> None:
-        """Take the real-model slice (the vectors of `slice_texts`) and fit the
-        stand-in's displacement to it."""
-        self.real = slice_vectors
-        shift = slice_vectors - self.vectors[: len(slice_vectors)]
-        self.mean = shift.mean(axis=0)
+    def sized(self, size: int) -> Corpus:
+        """Set the number of passages for a corpus of `size` chunks: size / copies (the
+        first of the real chunks only, when that is fewer than there are)."""
+        self.passages = -(-size // self.copies) if self.copies else len(self.texts)
+        return self
+
+    @staticmethod
+    def _gaussian(shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         values, axes = np.linalg.eigh(np.cov(shift, rowvar=False))
         # z @ factor ~ N(0, covariance) for z ~ N(0, I)
-        self.factor = (axes * np.sqrt(np.clip(values, 0, None))).T
+        return shift.mean(axis=0), (axes * np.sqrt(np.clip(values, 0, None))).T
 
-    def text(self, j: int, rng: np.random.Generator) -> str:
-        base = self.texts[j % len(self.texts)]
-        if j < len(self.texts):  # the first copy is the real text
-            return base
+    def fit(self, slice_vectors: np.ndarray) -> None:
+        """Take the real-model slice of variants (the vectors of `slice_texts`) and fit
+        the variants' displacement to it."""
+        self.real = slice_vectors
+        self.mean, self.factor = self._gaussian(slice_vectors - self.vectors[: len(slice_vectors)])
+
+    def fit_splices(self, slice_vectors: np.ndarray) -> None:
+        """Take the real-model slice of splices (the vectors of `splice_slice_texts`)
+        and fit the splices' residual to it."""
+        self.splice_real = slice_vectors
+        n = len(self.texts)
+        mixes = np.stack([self._mix(n + i) for i in range(len(slice_vectors))])
+        self.splice_mean, self.splice_factor = self._gaussian(slice_vectors - mixes)
+
+    def _sources(self, p: int) -> tuple[int, int, float]:
+        """The two real chunks splice p is cut from, and where (a share of each)."""
+        rng = np.random.default_rng([p, 1])
+        n = len(self.texts)
+        a = int(rng.integers(n))
+        b = int(rng.integers(n - 1))
+        return a, b + (b >= a), float(rng.uniform(0.3, 0.7))
+
+    def _splice(self, p: int) -> tuple[str, float]:
+        """Splice p's text and the share of it that comes from its first source."""
+        a, b, at = self._sources(p)
+        head = self.texts[a][: _cut(self.texts[a], at)].rstrip()
+        tail = self.texts[b][_cut(self.texts[b], at) :].lstrip()
+        return f"{head} {tail}", len(head) / max(len(head) + len(tail), 1)
+
+    def _mix(self, p: int) -> np.ndarray:
+        a, b, _ = self._sources(p)
+        w = self._splice(p)[1]
+        v = w * self.vectors[a] + (1 - w) * self.vectors[b]
+        return np.asarray(v / np.linalg.norm(v))
+
+    def _splice_stand_in(self, p: int) -> np.ndarray:
+        z = np.random.default_rng([p, 2]).standard_normal(DIM)
+        v = self._mix(p) + self.splice_mean + z @ self.splice_factor
+        return np.asarray(v / np.linalg.norm(v), dtype=np.float32)
+
+    def passage(self, p: int) -> tuple[str, np.ndarray]:
+        n = len(self.texts)
+        if p < n:
+            return self.texts[p], self.vectors[p]
+        if p - n < len(self.splice_real):
+            return self._splice(p)[0], self.splice_real[p - n]
+        return self._splice(p)[0], self._splice_stand_in(p)
+
+    def passage_of(self, j: int) -> int:
+        return j % self.passages
+
+    def _variant(self, base: str, rng: np.random.Generator) -> str:
         parts = WORD.findall(base)
         for i in np.flatnonzero(rng.random(len(parts)) < 1 / 7):
             if parts[i][0].isalnum():
                 parts[i] = self.words[int(rng.integers(len(self.words)))]
         return "".join(parts)
 
-    def stand_in(self, j: int, rng: np.random.Generator) -> np.ndarray:
-        v = self.vectors[j % len(self.texts)] + self.mean + rng.standard_normal(DIM) @ self.factor
+    def _displaced(self, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        v = v + self.mean + rng.standard_normal(DIM) @ self.factor
         return np.asarray(v / np.linalg.norm(v), dtype=np.float32)
 
     def chunk(self, j: int) -> tuple[str, np.ndarray]:
-        rng = np.random.default_rng(j)
-        body = self.text(j, rng)
-        n = len(self.texts)
-        if j < n:
-            return body, self.vectors[j]
-        if j - n < len(self.real):
-            return body, self.real[j - n]
-        return body, self.stand_in(j, rng)
+        p, k = j % self.passages, j // self.passages
+        body, vector = self.passage(p)
+        if k == 0:
+            return body, vector
+        rng = np.random.default_rng([p, k, 3])
+        text = self._variant(body, rng)
+        if k == 1 and p < len(self.real):
+            return text, self.real[p]
+        return text, self._displaced(vector, rng)
 
     def slice_texts(self, count: int) -> list[str]:
-        """The varied texts of the real-model slice (copies n .. n + count - 1)."""
+        """The varied texts of the real-model slice of variants (the first variant of
+        the first `count` real chunks)."""
+        return [
+            self._variant(self.texts[p], np.random.default_rng([p, 1, 3])) for p in range(count)
+        ]
+
+    def splice_slice_texts(self, count: int) -> list[str]:
+        """The texts of the real-model slice of splices (the first `count`)."""
         n = len(self.texts)
-        return [self.text(j, np.random.default_rng(j)) for j in range(n, n + count)]
+        return [self._splice(n + i)[0] for i in range(count)]
+
+    def near_duplicates(self, at: float = 0.95) -> dict[str, float]:
+        """How many near-duplicates (cosine >= `at`) each real law chunk has among the
+        others: what the real corpus shows, against the `copies - 1` variants at about
+        0.96 that every passage of the bench has."""
+        sims = self.vectors @ self.vectors.T
+        np.fill_diagonal(sims, -1.0)
+        count = (sims >= at).sum(axis=1)
+        return {
+            "at": at,
+            "share_with_one": float(np.mean(count > 0)),
+            "mean": float(count.mean()),
+            "p99": float(np.percentile(count, 99)),
+        }
 
     def fidelity(self, queries: np.ndarray) -> dict[str, Any]:
-        """The real slice against stand-ins drawn for the same texts: how far a variant
-        lies from its original (cosine), and how much a variation moves a query's score
-        (the spread of query . variant - query . original over every query and variant)."""
+        """Each real slice against stand-ins drawn for the same texts: how far a variant
+        lies from its original, or a splice from the mix of its sources (cosine), how
+        much that moves a query's score (the spread of query . vector - query . base
+        over every query and vector), and whether the vector's nearest real chunk is
+        its own original (variants) or one of its two sources (splices)."""
         n, k = len(self.texts), len(self.real)
-        drawn = np.stack([self.stand_in(n + i, np.random.default_rng(n + i)) for i in range(k)])
-        original = self.vectors[:k]
         out: dict[str, Any] = {}
-        for name, variants in (("real", self.real), ("stand_in", drawn)):
-            cos = np.sum(variants * original, axis=1)
-            moved = queries @ (variants - original).T
-            out[name] = {
-                "cosine_to_original": {
-                    "mean": float(cos.mean()),
-                    "p5": float(np.percentile(cos, 5)),
-                    "p95": float(np.percentile(cos, 95)),
-                },
-                "query_score_shift_sd": float(moved.std()),
-                "own_original_nearest": float(
-                    np.mean(np.argmax(variants @ self.vectors.T, axis=1) == np.arange(k))
-                ),
-            }
+        drawn = np.empty((k, DIM), dtype=np.float32)
+        # the stand-in of variant (p, 1) is drawn after its text, as `chunk` draws it
+        for i in range(k):
+            rng = np.random.default_rng([i, 1, 3])
+            self._variant(self.texts[i], rng)
+            drawn[i] = self._displaced(self.vectors[i], rng)
+        bases = self.vectors[:k]
+        for name, variants in (("variants real", self.real), ("variants stand-in", drawn)):
+            out[name] = _closeness(variants, bases, queries, self.vectors, [[i] for i in range(k)])
+        out["law chunks"] = self.near_duplicates()
+        s = len(self.splice_real)
+        if s:
+            mixes = np.stack([self._mix(n + i) for i in range(s)])
+            drawn = np.stack([self._splice_stand_in(n + i) for i in range(s)])
+            sources = [list(self._sources(n + i)[:2]) for i in range(s)]
+            for name, splices in (("splices real", self.splice_real), ("splices stand-in", drawn)):
+                out[name] = _closeness(splices, mixes, queries, self.vectors, sources)
         return out
+
+
+def _closeness(
+    vectors: np.ndarray,
+    bases: np.ndarray,
+    queries: np.ndarray,
+    originals: np.ndarray,
+    own: list[list[int]],
+) -> dict[str, Any]:
+    cos = np.sum(vectors * bases, axis=1)
+    nearest = np.argmax(vectors @ originals.T, axis=1)
+    return {
+        "cosine_to_base": {
+            "mean": float(cos.mean()),
+            "p5": float(np.percentile(cos, 5)),
+            "p95": float(np.percentile(cos, 95)),
+        },
+        "query_score_shift_sd": float((queries @ (vectors - bases).T).std()),
+        "nearest_is_own": float(np.mean([int(x) in o for x, o in zip(nearest, own, strict=True)])),
+    }
+
+
+def _cut(text: str, share: float) -> int:
+    """The sentence end (else the word boundary) nearest to `share` of the text."""
+    target = int(len(text) * share)
+    ends = [m.end() for m in SENTENCE_END.finditer(text) if 0 < m.end() < len(text)]
+    if not ends:
+        ends = [m.start() for m in re.finditer(r"\s", text)] or [target]
+    return min(ends, key=lambda e: abs(e - target))
 
 
 def real_vectors(embedder: BlasE5Embedder, texts: Sequence[str], query: bool) -> np.ndarray:
@@ -365,9 +489,9 @@ async def _execute(url: str, sql: str) -> None:
         await conn.close()
 
 
-def database_for(admin_url: str, size: int) -> tuple[str, bool]:
+def database_for(admin_url: str, size: int, copies: int = COPIES) -> tuple[str, bool]:
     """The URL of the size's own database (migrated to head), and whether it is loaded."""
-    name = f"cogep_scale_{size}"
+    name = f"cogep_scale_{size}" if copies == 0 else f"cogep_scale_{size}_c{copies}"
     if not asyncio.run(_fetch(admin_url, "SELECT 1 FROM pg_database WHERE datname = $1", name)):
         asyncio.run(_execute(admin_url, f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + "/" + name
