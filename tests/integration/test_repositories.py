@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -461,6 +463,65 @@ class TestChunks:
             ).scalars()
             # pgvector's text form, parsed: exactly what went in
             assert [json.loads(v) for v in stored] == [near, far]
+
+    async def test_a_chunks_vector_stays_in_its_row_beside_a_real_length_text(
+        self, uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine
+    ) -> None:
+        # a chunk of real law text (~600 characters) with its 384 dimensions passes
+        # the ~2 KB row threshold; the vector must stay in the row (migration 0017), so
+        # a distance computed from the table reads no TOAST
+        [(doc, _)] = await add_documents(uow_factory, 1)
+        body = (
+            "Art. 77. O servidor fará jus a trinta dias de férias, que podem ser "
+            "acumuladas, até o máximo de dois períodos, no caso de necessidade do "
+            "serviço, ressalvadas as hipóteses em que haja legislação específica. "
+        ) * 3
+        rng = random.Random(77)
+        chunks_in = [
+            replace(
+                chunk(doc.id, i, f"{i} {body}"),
+                embedding=[rng.uniform(-0.1, 0.1) for _ in range(384)],  # incompressible
+            )
+            for i in range(5)
+        ]
+
+        async def toast_values() -> dict[int, int]:
+            """The bytes of each value in the chunks' TOAST table, by value."""
+            async with clean_db.connect() as conn:
+                toast = (
+                    await conn.execute(
+                        text(
+                            "SELECT reltoastrelid::regclass::text FROM pg_class "
+                            "WHERE oid = 'ai.chunks'::regclass"
+                        )
+                    )
+                ).scalar_one()
+                got = await conn.execute(
+                    text(f"SELECT chunk_id, sum(length(chunk_data)) FROM {toast} GROUP BY 1")
+                )
+                return {int(value): int(size) for value, size in got}
+
+        before = await toast_values()
+        async with uow_factory() as uow:
+            await uow.chunks.replace(doc.id, chunks_in)
+            await uow.commit()
+        # what went out of line for these rows (the text or lexemes may: they are
+        # compressed and moved before the vector is)
+        toasted = [n for value, n in (await toast_values()).items() if value not in before]
+        async with clean_db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT pg_column_size(embedding) AS size, embedding FROM ai.chunks "
+                        "WHERE document_id = :d ORDER BY position"
+                    ),
+                    {"d": doc.id},
+                )
+            ).all()
+        assert len(body) > 600 and [r.size for r in rows] == [8 + 4 * 384] * 5
+        assert all(n < 4 * 384 for n in toasted), toasted  # no vector among them
+        for r, c in zip(rows, chunks_in, strict=True):  # float32, read back whole
+            assert json.loads(r.embedding) == pytest.approx(c.embedding, abs=1e-6)
 
     async def test_full_text_search_is_portuguese_and_ignores_accents(
         self, uow_factory: UnitOfWorkFactory, clean_db: AsyncEngine

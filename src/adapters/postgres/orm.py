@@ -241,7 +241,8 @@ class ChunkRow(Base):
     page_end: Mapped[int | None] = mapped_column(Integer)
     model_name: Mapped[str] = mapped_column(String(200), nullable=False)
     embedding_dim: Mapped[int] = mapped_column(Integer, nullable=False)
-    embedding: Mapped[Any] = mapped_column(Vector(), nullable=False)  # any dimension
+    # any dimension; kept inside the row (STORAGE MAIN, migration 0017), not in TOAST
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=False)
     # written with the row by the trigger ai.chunk_terms (migration 0013), as is
     # keyword_length: to_tsvector(TEXT_SEARCH_CONFIG, translate(heading || ' ' ||
     # context || ' ' || text, UNACCENT_FROM, UNACCENT_TO)), the query side's folding
