@@ -11,9 +11,9 @@ schema, every index and trigger), is filled with:
   then splices (the opening of one law chunk and the ending of another, cut at
   sentence ends) until there are size / 8 passages; a variant replaces about one word
   in seven by a word drawn from the corpus' own word stream, so term frequencies stay
-  Zipfian and no two chunks are equal. ``--copies 0`` has the shape of the corpus before
-  2026-12-07, every chunk a copy of one of the 7,609 law chunks (about 130 copies of
-  each at a million: islands of near-duplicates, docs/decisions/0018);
+  Zipfian and no two chunks are equal. ``--copies 0`` has the shape of the corpus
+  before 2026-12-07, every chunk a copy of one of the 7,609 law chunks (about 130
+  copies of each at a million: islands of near-duplicates, docs/decisions/0018);
 - vectors: every law chunk carries its real e5 vector, and so do two real-model
   slices, 2,048 variants and 2,048 splices; the bulk gets fast stand-ins (a splice:
   the length-weighted mix of its two sources' real vectors moved by a residual drawn

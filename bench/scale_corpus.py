@@ -112,10 +112,10 @@ class Corpus:
       variant gets its passage's vector moved by a displacement drawn from the
       Gaussian fitted to that slice's real displacements (variant minus original).
 
-    `copies = 0` has the shape of the corpus before 2026-12-07: no splices, every chunk a copy of
-    one of the n real chunks (about 130 copies of each at a million chunks: islands of
-    near-duplicates an HNSW graph does not leave, docs/decisions/0018). `fidelity`
-    measures how closely the stand-ins follow the real model.
+    `copies = 0` has the shape of the corpus before 2026-12-07: no splices, every chunk
+    a copy of one of the n real chunks (about 130 copies of each at a million chunks:
+    islands of near-duplicates an HNSW graph does not leave, docs/decisions/0018).
+    `fidelity` measures how closely the stand-ins follow the real model.
     """
 
     def __init__(self, texts: list[str], vectors: np.ndarray, copies: int = COPIES) -> None:
