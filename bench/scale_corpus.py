@@ -154,7 +154,7 @@ class Corpus:
         and fit the splices' residual to it."""
         self.splice_real = slice_vectors
         n = len(self.texts)
-        mixes = np.stack([self._mix(n + i) for i in range(len(slice_vectors))])
+        mixes = np.stack([self._splice(n + i)[1] for i in range(len(slice_vectors))])
         self.splice_mean, self.splice_factor = self._gaussian(slice_vectors - mixes)
 
     def _sources(self, p: int) -> tuple[int, int, float]:
@@ -165,31 +165,29 @@ class Corpus:
         b = int(rng.integers(n - 1))
         return a, b + (b >= a), float(rng.uniform(0.3, 0.7))
 
-    def _splice(self, p: int) -> tuple[str, float]:
-        """Splice p's text and the share of it that comes from its first source."""
+    def _splice(self, p: int) -> tuple[str, np.ndarray]:
+        """Splice p's text, and the mix of its sources' real vectors, weighted by the
+        share of the text each gave."""
         a, b, at = self._sources(p)
         head = self.texts[a][: _cut(self.texts[a], at)].rstrip()
         tail = self.texts[b][_cut(self.texts[b], at) :].lstrip()
-        return f"{head} {tail}", len(head) / max(len(head) + len(tail), 1)
-
-    def _mix(self, p: int) -> np.ndarray:
-        a, b, _ = self._sources(p)
-        w = self._splice(p)[1]
+        w = len(head) / max(len(head) + len(tail), 1)
         v = w * self.vectors[a] + (1 - w) * self.vectors[b]
-        return np.asarray(v / np.linalg.norm(v))
+        return f"{head} {tail}", np.asarray(v / np.linalg.norm(v))
 
-    def _splice_stand_in(self, p: int) -> np.ndarray:
+    def _splice_stand_in(self, p: int, mix: np.ndarray) -> np.ndarray:
         z = np.random.default_rng([p, 2]).standard_normal(DIM)
-        v = self._mix(p) + self.splice_mean + z @ self.splice_factor
+        v = mix + self.splice_mean + z @ self.splice_factor
         return np.asarray(v / np.linalg.norm(v), dtype=np.float32)
 
     def passage(self, p: int) -> tuple[str, np.ndarray]:
         n = len(self.texts)
         if p < n:
             return self.texts[p], self.vectors[p]
+        body, mix = self._splice(p)
         if p - n < len(self.splice_real):
-            return self._splice(p)[0], self.splice_real[p - n]
-        return self._splice(p)[0], self._splice_stand_in(p)
+            return body, self.splice_real[p - n]
+        return body, self._splice_stand_in(p, mix)
 
     def passage_of(self, j: int) -> int:
         return j % self.passages
@@ -201,27 +199,30 @@ class Corpus:
                 parts[i] = self.words[int(rng.integers(len(self.words)))]
         return "".join(parts)
 
-    def _displaced(self, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        v = v + self.mean + rng.standard_normal(DIM) @ self.factor
-        return np.asarray(v / np.linalg.norm(v), dtype=np.float32)
+    def _drawn_variant(
+        self, p: int, k: int, body: str, vector: np.ndarray
+    ) -> tuple[str, np.ndarray]:
+        """Variant k of passage p: its text, and the passage's vector moved by a
+        displacement drawn from the variants' Gaussian (the stand-in)."""
+        rng = np.random.default_rng([p, k, 3])
+        text = self._variant(body, rng)
+        v = vector + self.mean + rng.standard_normal(DIM) @ self.factor
+        return text, np.asarray(v / np.linalg.norm(v), dtype=np.float32)
 
     def chunk(self, j: int) -> tuple[str, np.ndarray]:
         p, k = j % self.passages, j // self.passages
         body, vector = self.passage(p)
         if k == 0:
             return body, vector
-        rng = np.random.default_rng([p, k, 3])
-        text = self._variant(body, rng)
+        text, stand_in = self._drawn_variant(p, k, body, vector)
         if k == 1 and p < len(self.real):
             return text, self.real[p]
-        return text, self._displaced(vector, rng)
+        return text, stand_in
 
     def slice_texts(self, count: int) -> list[str]:
         """The varied texts of the real-model slice of variants (the first variant of
         the first `count` real chunks)."""
-        return [
-            self._variant(self.texts[p], np.random.default_rng([p, 1, 3])) for p in range(count)
-        ]
+        return [self._drawn_variant(p, 1, self.texts[p], self.vectors[p])[0] for p in range(count)]
 
     def splice_slice_texts(self, count: int) -> list[str]:
         """The texts of the real-model slice of splices (the first `count`)."""
@@ -250,20 +251,16 @@ class Corpus:
         its own original (variants) or one of its two sources (splices)."""
         n, k = len(self.texts), len(self.real)
         out: dict[str, Any] = {}
-        drawn = np.empty((k, DIM), dtype=np.float32)
-        # the stand-in of variant (p, 1) is drawn after its text, as `chunk` draws it
-        for i in range(k):
-            rng = np.random.default_rng([i, 1, 3])
-            self._variant(self.texts[i], rng)
-            drawn[i] = self._displaced(self.vectors[i], rng)
+        drawn = np.stack(
+            [self._drawn_variant(i, 1, self.texts[i], self.vectors[i])[1] for i in range(k)]
+        )
         bases = self.vectors[:k]
         for name, variants in (("variants real", self.real), ("variants stand-in", drawn)):
             out[name] = _closeness(variants, bases, queries, self.vectors, [[i] for i in range(k)])
-        out["law chunks"] = self.near_duplicates()
         s = len(self.splice_real)
         if s:
-            mixes = np.stack([self._mix(n + i) for i in range(s)])
-            drawn = np.stack([self._splice_stand_in(n + i) for i in range(s)])
+            mixes = np.stack([self._splice(n + i)[1] for i in range(s)])
+            drawn = np.stack([self._splice_stand_in(n + i, m) for i, m in enumerate(mixes)])
             sources = [list(self._sources(n + i)[:2]) for i in range(s)]
             for name, splices in (("splices real", self.splice_real), ("splices stand-in", drawn)):
                 out[name] = _closeness(splices, mixes, queries, self.vectors, sources)
