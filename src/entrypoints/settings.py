@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("REDIS_URL", "COGEP_REDIS_URL")
     )
     data_dir: Path = Path(".cogep")
+    # the embedded PostgreSQL's shared_buffers in MB; unset: a quarter of memory,
+    # 128 MB to 8 GB (no effect on a server given by DATABASE_URL)
+    pg_shared_buffers_mb: int | None = Field(default=None, ge=16)
     # a fixed pool: an overflow connection is closed as soon as the pool holds db_pool_size
     # idle ones, so under steady load it was a new PostgreSQL backend every few requests
     db_pool_size: int = Field(default=20, ge=1)

@@ -35,10 +35,39 @@ from adapters.services.secrets import secret_in, write_private
 
 DEFAULT_DATABASE = "cogep"
 _PG_SYSTEM_USER = "pgserver"
+_MB = 1 << 20
+# a durable server's shared_buffers: a quarter of the memory it may use (PostgreSQL's
+# usual advice), within these bounds; the HNSW graph of a million chunks is ~2 GB and
+# its walk reads an index page for every distance (docs/decisions/0020)
+_SHARED_BUFFERS_MIN = 128 * _MB
+_SHARED_BUFFERS_MAX = 8192 * _MB
 
 
 class ServiceError(RuntimeError):
     pass
+
+
+def usable_memory() -> int:
+    """Bytes of memory this process may use: the machine's, or its cgroup's limit."""
+    total = int(psutil.virtual_memory().total)
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            total = min(total, int(Path(limit).read_text().strip()))
+    return total
+
+
+def memory_settings(memory: int, shared_buffers_mb: int | None = None) -> dict[str, str]:
+    """A durable server's memory settings for `memory` bytes: shared_buffers a quarter
+    of it (or `shared_buffers_mb`), effective_cache_size three quarters."""
+    buffers = (
+        shared_buffers_mb * _MB
+        if shared_buffers_mb
+        else min(max(memory // 4, _SHARED_BUFFERS_MIN), _SHARED_BUFFERS_MAX)
+    )
+    return {
+        "shared_buffers": f"{buffers // _MB}MB",
+        "effective_cache_size": f"{max(memory * 3 // 4, buffers) // _MB}MB",
+    }
 
 
 def free_port() -> int:
@@ -87,6 +116,9 @@ class EmbeddedPostgres:
     # True: the postmaster runs as this process's child and dies with it (`up`);
     # False: pg_ctl starts it detached (tests, which stop it themselves)
     supervised: bool = False
+    # MB of shared_buffers; None sizes it from memory (durable servers) or keeps the
+    # data folder's 256 MB (throwaway test clusters, several of which run at once)
+    shared_buffers_mb: int | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -138,7 +170,7 @@ class EmbeddedPostgres:
                     "-l",
                     str(self.data_dir / "postgres.log"),
                     "-o",
-                    f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}",
+                    " ".join(self._options()),
                 )
         try:
             wait_for_port("127.0.0.1", self.port, timeout)
@@ -148,6 +180,15 @@ class EmbeddedPostgres:
             self.stop()
             raise
         return self.url
+
+    def _options(self) -> list[str]:
+        """The server's command-line options: where it listens, and the memory settings
+        (given at each start, so a data folder made before follows the machine)."""
+        options = ["-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.pgdata)]
+        if self.durable or self.shared_buffers_mb:
+            for name, value in memory_settings(usable_memory(), self.shared_buffers_mb).items():
+                options += ["-c", f"{name}={value}"]
+        return options
 
     def _start_child(self) -> None:
         """The postmaster as our own child: it gets SIGINT (fast shutdown) when the
@@ -160,12 +201,7 @@ class EmbeddedPostgres:
                     str(pg_bin() / "postgres"),
                     "-D",
                     str(self.pgdata),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-k",
-                    str(self.pgdata),
+                    *self._options(),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -20,14 +20,24 @@ class LocalServices:
 
 @contextlib.contextmanager
 def local_services(
-    database_url: str | None, redis_url: str | None, data_dir: Path
+    database_url: str | None,
+    redis_url: str | None,
+    data_dir: Path,
+    shared_buffers_mb: int | None = None,
 ) -> Iterator[LocalServices]:
     """Yield URLs for PostgreSQL and Redis, starting embedded servers for the unset ones
-    (data kept in ``data_dir``, so a restart finds its documents again)."""
+    (data kept in ``data_dir``, so a restart finds its documents again; PostgreSQL's
+    shared_buffers sized from memory unless `shared_buffers_mb` is given)."""
     with contextlib.ExitStack() as stack:
         pg_url, rd_url = database_url, redis_url
         if not pg_url:
-            pg = EmbeddedPostgres(data_dir / "postgres", port=0, durable=True, supervised=True)
+            pg = EmbeddedPostgres(
+                data_dir / "postgres",
+                port=0,
+                durable=True,
+                supervised=True,
+                shared_buffers_mb=shared_buffers_mb,
+            )
             pg_url = pg.start()
             stack.callback(pg.stop)
         if not rd_url:

@@ -103,7 +103,10 @@ def _run_platform(settings: Settings, worker: bool, stop: threading.Event) -> No
     from entrypoints.cli.supervisor import Supervisor
 
     with local_services(
-        settings.database_url, settings.effective_redis_url, settings.data_dir
+        settings.database_url,
+        settings.effective_redis_url,
+        settings.data_dir,
+        settings.pg_shared_buffers_mb,
     ) as services:
         # passwords stay in platform.json (0600), not on a terminal or in a log
         console.print(f"[bold]PostgreSQL[/] {without_password(services.database_url)}")
