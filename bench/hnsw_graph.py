@@ -50,6 +50,7 @@ from bench.scale_corpus import (
     pg_url,
     real_vectors,
     server,
+    server_settings,
 )
 
 TIES = (0.001, 0.005)
@@ -155,6 +156,12 @@ def main() -> None:
     )
     parser.add_argument("--ef", type=int, nargs="+", default=[100, 400, 1000])
     parser.add_argument("--copies", type=int, default=COPIES, help="as bench.scale was run")
+    parser.add_argument(
+        "--shared-buffers-mb",
+        type=int,
+        default=None,
+        help="the embedded server's shared_buffers (default: a quarter of memory, as the platform)",
+    )
     parser.add_argument("--save-as", default="hnsw_graph", help="bench/results/NAME.json")
     args = parser.parse_args()
     graphs = [tuple(g) for g in (args.graph or [list(HNSW_GRAPH), [32, 128]])]
@@ -163,12 +170,14 @@ def main() -> None:
     corpus = Corpus(texts, real_vectors(embedder, texts, query=False), args.copies)
     corpus.sized(args.size)
     qv = real_vectors(embedder, queries_of(corpus), query=True)
-    with server(args.keep) as admin_url:
+    with server(args.keep, args.shared_buffers_mb) as admin_url:
         url, loaded = database_for(admin_url, args.size, args.copies)
         if not loaded:
             raise SystemExit(
                 f"{args.keep} holds no loaded database of {args.size:,} chunks: run bench.scale --keep first"
             )
+        settings = server_settings(url)
+        console.print(f"server settings: {settings}")
         results = asyncio.run(measure(url, args.size, graphs, args.ef, qv, corpus))
     table(
         f"HNSW graphs at {args.size:,} chunks: recall@10 against exact search (100 queries)",
@@ -196,9 +205,11 @@ def main() -> None:
             for r in results
         ],
     )
-    console.print(
-        f"saved {save(args.save_as, {'chunks': args.size, 'copies': args.copies, 'graphs': results})}"
+    saved = save(
+        args.save_as,
+        {"chunks": args.size, "copies": args.copies, "server": settings, "graphs": results},
     )
+    console.print(f"saved {saved}")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ size) as an operator loading a corpus would (the timings are kept beside the dat
 
 - latency p50 / p95 of vector, keyword and hybrid search (top 10), 100 queries (the 36
   development questions and 64 sentences of the corpus), unfiltered (current versions)
-  and filtered by collection, metadata and one document; a first pass (cold: nothing
-  of these queries in the caches) and three more (warm). Hybrid goes through
+  and filtered by collection, metadata, one document and 90 documents (just under the
+  exact search's cap); a first pass (cold: nothing of these queries in the caches) and
+  three more (warm). Hybrid goes through
   ``SearchChunksHandler`` with side reads, as the API wires it (its vector and keyword
   lists read at once on two connections); its query vectors are the real model's,
   computed before (the model's own time per query is printed apart); and once more
@@ -71,6 +72,7 @@ from pgvector.asyncpg import register_vector
 from sqlalchemy import text
 
 from adapters.embedding.blas import BlasE5Embedder
+from adapters.postgres.chunks import EF_SEARCH_STEPS
 from adapters.postgres.database import create_engine, session_factory
 from adapters.postgres.keyword_index import bm25_every_match_sql, bm25_params
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWork
@@ -84,6 +86,7 @@ from bench.scale_corpus import (
     COPIES,
     DIM,
     MODEL,
+    PER_DOCUMENT,
     SLICE,
     T0,
     Corpus,
@@ -94,6 +97,7 @@ from bench.scale_corpus import (
     pg_url,
     real_vectors,
     server,
+    server_settings,
     sizes_of,
 )
 from domain.search import SearchFilter, SearchMode, keyword_terms
@@ -128,7 +132,11 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 
 
 async def search_latency(
-    url: str, queries: list[str], vectors: dict[str, np.ndarray], model: BlasE5Embedder
+    url: str,
+    size: int,
+    queries: list[str],
+    vectors: dict[str, np.ndarray],
+    model: BlasE5Embedder,
 ) -> dict[str, Any]:
     engine = create_engine(url, application_name="bench-scale-search", pool_size=3)
     sessions = session_factory(engine)
@@ -137,11 +145,16 @@ async def search_latency(
         return SqlAlchemyUnitOfWork(sessions)
 
     one_doc = doc_id(3)
+    # documents spread over the corpus whose chunks stay just under the exact search's
+    # cap: the graph is skipped and every one of their chunks is scored
+    documents = size // PER_DOCUMENT
+    near_cap = tuple(doc_id(g) for g in range(5, documents, documents // 90)[:90])
     filters = {
         "current versions": SearchFilter(),
         "one collection": SearchFilter(collection="colecao-3"),
         "metadata": SearchFilter(metadata={"orgao": "orgao-3"}),
         "one document": SearchFilter(document_ids=(one_doc,)),
+        "90 documents": SearchFilter(document_ids=near_cap),
     }
     out: dict[str, Any] = {}
 
@@ -233,15 +246,15 @@ async def vector_recall(
     del stored
     out: dict[str, Any] = {}
     found = 0
-    for q in queries:  # what the repository answers (ef_search 100 unfiltered)
+    for q in queries:  # what the repository answers (its first step, unfiltered)
         async with SqlAlchemyUnitOfWork(sessions) as uow:
             hits = await uow.chunks.search_by_vector(list(vectors[q]), MODEL, SearchFilter(), TOP_K)
         found += len(truth[q] & {(h.document_id, h.position) for h in hits})
     out["repository"] = found / (TOP_K * len(queries))
-    conn = await asyncpg.connect(pg_url(url))  # and with a wider graph walk
+    conn = await asyncpg.connect(pg_url(url))  # and at each step by itself
     await register_vector(conn)
     try:
-        for ef in (400, 1000):
+        for ef in EF_SEARCH_STEPS:  # the repository's steps, each alone
             await conn.execute(f"SET hnsw.ef_search = {ef}")
             found, took = 0, []
             for q in queries:
@@ -337,6 +350,12 @@ def main() -> None:
         help="chunks per passage (0: every chunk a copy of a real one, the corpus before "
         "2026-12-07)",
     )
+    parser.add_argument(
+        "--shared-buffers-mb",
+        type=int,
+        default=None,
+        help="the embedded server's shared_buffers (default: a quarter of memory, as the platform)",
+    )
     parser.add_argument("--save-as", default="scale", help="bench/results/NAME.json")
     args = parser.parse_args()
     console.print("chunking the development laws ...")
@@ -383,7 +402,7 @@ def main() -> None:
     model_ms = (time.perf_counter() - t) * 1000 / 20
     vectors = dict(zip(queries, qv, strict=True))
     results: list[dict[str, Any]] = []
-    with server(args.keep) as admin_url:
+    with server(args.keep, args.shared_buffers_mb) as admin_url:
         for size in sorted(args.sizes):
             url, loaded = database_for(admin_url, size, args.copies)
             corpus.sized(size)
@@ -400,8 +419,10 @@ def main() -> None:
             elif record.exists():  # the load of an earlier run, kept with its data
                 row["load"] = json.loads(record.read_text())
             row["bytes"] = asyncio.run(sizes_of(url))
+            row["server"] = server_settings(url)
+            console.print(f"server settings: {row['server']}")
             console.print(f"searching {size:,} chunks ...")
-            row["search"] = asyncio.run(search_latency(url, queries, vectors, embedder))
+            row["search"] = asyncio.run(search_latency(url, size, queries, vectors, embedder))
             row["insert"] = asyncio.run(insert_throughput(url, corpus, size))
             row["queue"] = asyncio.run(queue_latency(url))
             results.append(row)

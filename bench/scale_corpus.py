@@ -457,7 +457,7 @@ async def sizes_of(url: str) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def server(keep: Path | None) -> Iterator[str]:
+def server(keep: Path | None, shared_buffers_mb: int | None = None) -> Iterator[str]:
     import tempfile
 
     with contextlib.ExitStack() as stack:
@@ -466,7 +466,9 @@ def server(keep: Path | None) -> Iterator[str]:
         data.chmod(0o755)
         import os
 
-        s = stack.enter_context(local_services(os.environ.get("DATABASE_URL"), None, data))
+        s = stack.enter_context(
+            local_services(os.environ.get("DATABASE_URL"), None, data, shared_buffers_mb)
+        )
         yield s.database_url
 
 
@@ -484,6 +486,12 @@ async def _execute(url: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+def server_settings(url: str) -> dict[str, str]:
+    """The server settings a run's figures depend on, as the server reports them."""
+    names = ("shared_buffers", "effective_cache_size", "work_mem")
+    return {n: asyncio.run(_fetch(url, "SELECT current_setting($1)", n)) for n in names}
 
 
 def database_for(admin_url: str, size: int, copies: int = COPIES) -> tuple[str, bool]:
