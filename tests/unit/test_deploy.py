@@ -72,3 +72,11 @@ def test_the_proxy_repeats_the_api_s_limits_and_streams_bodies() -> None:
     assert int(count) * _size(size) <= defaults.http_max_header_bytes * 2
     assert _directive(conf, "proxy_request_buffering") == "off"
     assert "server api:8000" in conf
+
+
+def test_the_database_keeps_the_graph_in_its_buffers_with_a_size_the_operator_sets() -> None:
+    command = compose()["services"]["postgres"]["command"]
+    settings = dict(c.split("=", 1) for c in command if "=" in c)
+    assert settings["shared_buffers"].startswith("${POSTGRES_SHARED_BUFFERS:-")
+    assert settings["effective_cache_size"].startswith("${POSTGRES_EFFECTIVE_CACHE_SIZE:-")
+    assert command[0] == "postgres"  # the image's entrypoint runs the server with these
