@@ -3,7 +3,8 @@
 ``bench.scale --keep DIR`` leaves its databases loaded in DIR. This bench opens the one
 of ``--size`` chunks and, for each graph asked for (``m`` / ``ef_construction``),
 builds the HNSW index beside the schema's own (timed, and its size; kept for the next
-run), then, in a transaction that drops every other HNSW index on ``ai.chunks`` (rolled
+run; ``--rebuild`` builds each again, the schema's own included: another random draw of
+levels), then, in a transaction that drops every other HNSW index on ``ai.chunks`` (rolled
 back afterwards, so the database is left as it was), asks the 100 queries of
 ``bench.scale`` for their top 10 current chunks at each ``ef_search`` and compares them
 with exact search over every stored vector:
@@ -17,6 +18,7 @@ with exact search over every stored vector:
 - latency p50 / p95 (a first pass warms the index, the second is timed).
 
     python -m bench.hnsw_graph --keep DIR [--size 1000000] [--graph 16 64 --graph 32 128]
+        [--ef 400 600] [--rebuild]
 
 Writes ``bench/results/hnsw_graph.json``.
 """
@@ -51,20 +53,27 @@ from bench.scale_corpus import (
     real_vectors,
     server,
     server_settings,
+    shared_buffers_argument,
 )
 
 TIES = (0.001, 0.005)
 
 
-async def ensure(conn: asyncpg.Connection, m: int, ef_construction: int) -> dict[str, Any]:
+async def ensure(
+    conn: asyncpg.Connection, m: int, ef_construction: int, rebuild: bool = False
+) -> dict[str, Any]:
+    """The graph's index, built when missing, or built again (a new random draw of
+    levels) when `rebuild`; timed when built."""
     name = hnsw_index_name(m, ef_construction)
     out: dict[str, Any] = {}
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"ai.{name}"):
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"ai.{name}")
+    if rebuild or not exists:
         console.print(f"building {name} ...")
         await conn.execute("SET maintenance_work_mem = '8GB'")
         await conn.execute("SET max_parallel_maintenance_workers = 1")
+        build = f"REINDEX INDEX ai.{name}" if exists else hnsw_index(m, ef_construction)
         t = time.perf_counter()
-        await conn.execute(hnsw_index(m, ef_construction), timeout=None)
+        await conn.execute(build, timeout=None)
         out["build_s"] = time.perf_counter() - t
     out["bytes"] = await conn.fetchval("SELECT pg_relation_size($1::regclass)", f"ai.{name}")
     return out
@@ -77,11 +86,12 @@ async def measure(
     efs: list[int],
     qv: np.ndarray,
     corpus: Corpus,
+    rebuild: bool = False,
 ) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(pg_url(url), command_timeout=None)
     await register_vector(conn)
     try:
-        built = {g: await ensure(conn, *g) for g in graphs}
+        built = {g: await ensure(conn, *g, rebuild) for g in graphs}
         rows = await conn.fetch(
             "SELECT c.id, c.document_id, d.filename, c.position, c.embedding FROM ai.chunks c "
             "JOIN ai.documents d ON d.id = c.document_id WHERE d.is_current AND c.embedding_dim = 384"
@@ -157,11 +167,11 @@ def main() -> None:
     parser.add_argument("--ef", type=int, nargs="+", default=[100, 400, 1000])
     parser.add_argument("--copies", type=int, default=COPIES, help="as bench.scale was run")
     parser.add_argument(
-        "--shared-buffers-mb",
-        type=int,
-        default=None,
-        help="the embedded server's shared_buffers (default: a quarter of memory, as the platform)",
+        "--rebuild",
+        action="store_true",
+        help="build each graph again first (HNSW draws levels at random: another build)",
     )
+    shared_buffers_argument(parser)
     parser.add_argument("--save-as", default="hnsw_graph", help="bench/results/NAME.json")
     args = parser.parse_args()
     graphs = [tuple(g) for g in (args.graph or [list(HNSW_GRAPH), [32, 128]])]
@@ -178,7 +188,7 @@ def main() -> None:
             )
         settings = server_settings(url)
         console.print(f"server settings: {settings}")
-        results = asyncio.run(measure(url, args.size, graphs, args.ef, qv, corpus))
+        results = asyncio.run(measure(url, args.size, graphs, args.ef, qv, corpus, args.rebuild))
     table(
         f"HNSW graphs at {args.size:,} chunks: recall@10 against exact search (100 queries)",
         [

@@ -98,6 +98,7 @@ from bench.scale_corpus import (
     real_vectors,
     server,
     server_settings,
+    shared_buffers_argument,
     sizes_of,
 )
 from domain.search import SearchFilter, SearchMode, keyword_terms
@@ -350,12 +351,7 @@ def main() -> None:
         help="chunks per passage (0: every chunk a copy of a real one, the corpus before "
         "2026-12-07)",
     )
-    parser.add_argument(
-        "--shared-buffers-mb",
-        type=int,
-        default=None,
-        help="the embedded server's shared_buffers (default: a quarter of memory, as the platform)",
-    )
+    shared_buffers_argument(parser)
     parser.add_argument("--save-as", default="scale", help="bench/results/NAME.json")
     args = parser.parse_args()
     console.print("chunking the development laws ...")

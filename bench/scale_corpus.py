@@ -4,9 +4,11 @@ indexes built after), each size in a database of its own on one server."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import hashlib
+import json
 import re
 import time
 import uuid
@@ -490,8 +492,20 @@ async def _execute(url: str, sql: str) -> None:
 
 def server_settings(url: str) -> dict[str, str]:
     """The server settings a run's figures depend on, as the server reports them."""
-    names = ("shared_buffers", "effective_cache_size", "work_mem")
-    return {n: asyncio.run(_fetch(url, "SELECT current_setting($1)", n)) for n in names}
+    names = ["shared_buffers", "effective_cache_size", "work_mem"]
+    sql = "SELECT json_object_agg(n, current_setting(n)) FROM unnest($1::text[]) AS n"
+    settings: dict[str, str] = json.loads(asyncio.run(_fetch(url, sql, names)))
+    return settings
+
+
+def shared_buffers_argument(parser: argparse.ArgumentParser) -> None:
+    """``--shared-buffers-mb``, for ``server``."""
+    parser.add_argument(
+        "--shared-buffers-mb",
+        type=int,
+        default=None,
+        help="the embedded server's shared_buffers (default: a quarter of memory, as the platform)",
+    )
 
 
 def database_for(admin_url: str, size: int, copies: int = COPIES) -> tuple[str, bool]:
