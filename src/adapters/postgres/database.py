@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import await_
 
+from adapters.postgres.fair_pool import FairAsyncQueuePool
+
 
 def async_url(url: str) -> str:
     """Accept postgres://, postgresql://, postgresql+<driver>:// and use asyncpg."""
@@ -62,6 +64,7 @@ def create_engine(
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout_s,
+            poolclass=FairAsyncQueuePool,  # first come, first served under load
         )
     else:
         kwargs["poolclass"] = NullPool
