@@ -21,6 +21,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 from entrypoints.worker import metrics, tasks
 from entrypoints.worker.celery_app import MAINTENANCE_QUEUE, QUEUE, create_celery_app
+from entrypoints.worker.priority import lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,8 @@ def check_embedder(settings: Settings, container: Container | None = None) -> st
 
 def run_worker(settings: Settings, loglevel: str, queues: str = QUEUE) -> None:
     concurrency, threads = worker_processes(settings)
-    if settings.worker_nice:
-        os.nice(settings.worker_nice)  # inherited by its threads, pool children, parser
+    # inherited by its threads, pool children and parser processes (autogroup: priority.py)
+    lower_priority(settings.worker_nice)
     # before anything loads the model: OpenMP reads it once per process
     os.environ["OMP_NUM_THREADS"] = str(threads)
     # solo: this process runs the tasks, so the checked model is the one they use;
