@@ -173,13 +173,28 @@ class EmbeddedPostgres:
                     " ".join(self._options()),
                 )
         try:
+            deadline = time.monotonic() + timeout
             wait_for_port("127.0.0.1", self.port, timeout)
+            self._wait_accepting(deadline)
             self._require_passwords()
             self._ensure_database()
         except BaseException:
             self.stop()
             raise
         return self.url
+
+    def _wait_accepting(self, deadline: float) -> None:
+        """The postmaster listens before it accepts: a connection made while it starts
+        up (or recovers) is refused with "the database system is starting up"."""
+        isready = [str(pg_bin() / "pg_isready"), "-q", "-t", "2"]
+        isready += ["-h", "127.0.0.1", "-p", str(self.port)]
+        while True:
+            code = subprocess.run(isready, check=False, timeout=10).returncode  # noqa: S603
+            if code == 0:
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(f"PostgreSQL on port {self.port} did not accept connections")
+            time.sleep(0.05)
 
     def _options(self) -> list[str]:
         """The server's command-line options: where it listens, and the memory settings
