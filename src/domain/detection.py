@@ -232,12 +232,18 @@ def _sniff_ole(data: bytes) -> DocumentType:
     raise refuse("a legacy Office (OLE2) file that is not a Word document")
 
 
+# control bytes no text file holds (tab, line feed, form feed, carriage return and escape
+# are text's own)
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
+
+
 def _looks_like_text(head: bytes) -> bool:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with BOM
         return True
     if b"\x00" in head:
         return False
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
+    # counted in C (a byte-by-byte generator was ~1% of an upload's API CPU)
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return controls <= max(1, len(head) // 100)
 
 

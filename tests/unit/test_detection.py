@@ -210,3 +210,18 @@ class TestFormats:
         md = b"# Guia\n\nArquivos gerados como %PDF-1.7 devem ser enviados em PDF.\n"
         assert detect(md, "guia.md", None).document_type is DocumentType.MARKDOWN
         assert detect(b"\x00\x01junk%PDF-1.7\n", "x.pdf", None).document_type is DocumentType.PDF
+
+
+@pytest.mark.parametrize(("controls", "is_text"), [(0, True), (1, True), (2, False)])
+def test_text_with_a_few_control_bytes_is_text_and_more_is_binary(
+    controls: int, is_text: bool
+) -> None:
+    # under 200 bytes, one control byte is allowed (tab, newlines, form feed and escape
+    # are text's own and not counted)
+    body = b"Portaria de f\xc3\xa9rias\t\x1b[0m\r\n\x0c" + b"a" * 160 + b"\x01" * controls
+    assert len(body) < 200
+    if is_text:
+        assert detect(body, "nota.txt", None).document_type == DocumentType.TEXT
+    else:
+        with pytest.raises(UnsupportedDocumentType, match="binary data of an unknown format"):
+            detect(body, "nota.txt", None)
