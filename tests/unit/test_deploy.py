@@ -80,3 +80,9 @@ def test_the_database_keeps_the_graph_in_its_buffers_with_a_size_the_operator_se
     assert settings["shared_buffers"].startswith("${POSTGRES_SHARED_BUFFERS:-")
     assert settings["effective_cache_size"].startswith("${POSTGRES_EFFECTIVE_CACHE_SIZE:-")
     assert command[0] == "postgres"  # the image's entrypoint runs the server with these
+
+
+def test_the_worker_yields_the_cpu_to_the_api_across_containers() -> None:
+    services = compose()["services"]
+    # 1024 is the default share (the API's); nice inside the container cannot lower it
+    assert services["worker"]["cpu_shares"] < services["api"].get("cpu_shares", 1024)
