@@ -23,7 +23,9 @@ def _load(name: str) -> dict[str, Any] | None:
 
 
 def draw(out: Path = RESULTS / "benchmarks.png") -> Path | None:
-    worker, enqueue, compare = _load("worker"), _load("enqueue"), _load("compare")
+    # the default runtime (int8) when its run is there
+    worker = _load("worker-int8") or _load("worker")
+    enqueue, compare = _load("enqueue"), _load("compare")
     runtimes = _load("int8_runtime")
     panels = [p for p in (worker, runtimes, enqueue, compare) if p]
     if not panels:
