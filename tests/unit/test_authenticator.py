@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
 
 from application.use_cases.api_keys import ApiKeys, Authenticator
 from domain.api_keys import new_api_key, parse_scopes
@@ -35,14 +34,6 @@ class GatedUnitOfWork(FakeUnitOfWork):
             raise self.lookups.fail
         await super().__aenter__()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await super().__aexit__(exc_type, exc, tb)
 
 
 async def _key(store: Store, clock: FakeClock) -> str:
