@@ -22,5 +22,5 @@ def test_a_port_that_listens_but_does_not_speak_postgres_is_not_ready(tmp_path: 
         pg = EmbeddedPostgres(tmp_path / "pg", port=port)
         t0 = time.monotonic()
         with pytest.raises(ServiceError, match="did not accept connections"):
-            pg._wait_accepting(time.monotonic() + 0.5)
+            pg._wait_accepting(0.5)
         assert time.monotonic() - t0 < 10

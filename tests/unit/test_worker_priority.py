@@ -14,12 +14,15 @@ from entrypoints.worker.priority import AUTOGROUP
 _CHILD = """
 import json, os, sys
 from pathlib import Path
-from entrypoints.worker.priority import autogroup_nice, lower_priority
-group = Path(sys.argv[1]) if sys.argv[1] else None
+from entrypoints.worker.priority import AUTOGROUP, lower_priority
+group = Path(sys.argv[1]) if sys.argv[1] else AUTOGROUP
 before = os.nice(0)
-lowered = lower_priority(int(sys.argv[2]), group) if group else lower_priority(int(sys.argv[2]))
-print(json.dumps({"nice": os.nice(0) - before, "lowered": lowered,
-                  "group_nice": autogroup_nice(group) if group else autogroup_nice()}))
+lowered = lower_priority(int(sys.argv[2]), group)
+try:  # "/autogroup-N nice V"
+    group_nice = int(group.read_text().split()[-1])
+except OSError:
+    group_nice = None
+print(json.dumps({"nice": os.nice(0) - before, "lowered": lowered, "group_nice": group_nice}))
 """
 
 

@@ -173,9 +173,7 @@ class EmbeddedPostgres:
                     " ".join(self._options()),
                 )
         try:
-            deadline = time.monotonic() + timeout
-            wait_for_port("127.0.0.1", self.port, timeout)
-            self._wait_accepting(deadline)
+            self._wait_accepting(timeout)
             self._require_passwords()
             self._ensure_database()
         except BaseException:
@@ -183,17 +181,19 @@ class EmbeddedPostgres:
             raise
         return self.url
 
-    def _wait_accepting(self, deadline: float) -> None:
-        """The postmaster listens before it accepts: a connection made while it starts
-        up (or recovers) is refused with "the database system is starting up"."""
+    def _wait_accepting(self, timeout: float) -> None:
+        """Until the server accepts connections: a port that listens is not enough, the
+        postmaster refuses connections while it starts up or recovers ("the database
+        system is starting up"). pg_isready answers both."""
         isready = [str(pg_bin() / "pg_isready"), "-q", "-t", "2"]
         isready += ["-h", "127.0.0.1", "-p", str(self.port)]
-        while True:
-            code = subprocess.run(isready, check=False, timeout=10).returncode  # noqa: S603
-            if code == 0:
-                return
+        deadline = time.monotonic() + timeout
+        while subprocess.run(isready, check=False, timeout=10).returncode != 0:  # noqa: S603
             if time.monotonic() > deadline:
-                raise ServiceError(f"PostgreSQL on port {self.port} did not accept connections")
+                raise ServiceError(
+                    f"PostgreSQL on port {self.port} did not accept connections "
+                    f"within {timeout:.0f}s"
+                )
             time.sleep(0.05)
 
     def _options(self) -> list[str]:

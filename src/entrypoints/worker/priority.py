@@ -40,11 +40,3 @@ def lower_priority(increment: int, autogroup: Path = AUTOGROUP) -> bool:
         log.debug("autogroup nice not set: %s", exc)
         return False
     return True
-
-
-def autogroup_nice(autogroup: Path = AUTOGROUP) -> int | None:
-    """This process's autogroup nice ("/autogroup-N nice V"), None without autogroup."""
-    try:
-        return int(autogroup.read_text().split()[-1])
-    except (OSError, ValueError, IndexError):
-        return None
