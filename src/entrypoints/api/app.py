@@ -4,7 +4,6 @@ all heavy work is the worker's."""
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from entrypoints.api import problems
+from entrypoints.api.collector import settle_after_start_up
 from entrypoints.api.gate import RequestGate
 from entrypoints.api.middleware import MetricsMiddleware
 from entrypoints.api.protocol import raise_open_files_limit
@@ -41,11 +41,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # load the query embedder now (in a thread), not on the first search
         await asyncio.to_thread(container.search)
-        # what start-up built (the app, the model's tokenizer: ~180k objects) lives as
-        # long as the process; out of the collector's reach, a full collection under
-        # load no longer walks it (measured: ~100 ms, every request in flight waited)
-        gc.collect()
-        gc.freeze()
+        settle_after_start_up()  # start-up's objects frozen, young passes less often
         yield
         await container.api_doorbell().close()
         reranker = container.reranker()
