@@ -159,6 +159,7 @@ class Container(containers.DeclarativeContainer):
         max_overflow=settings.provided.db_max_overflow,
         statement_timeout_ms=settings.provided.db_statement_timeout_ms,
         pool_timeout_s=settings.provided.db_pool_timeout_s,
+        ping_idle_s=settings.provided.db_pool_ping_idle_s,
     )
     sessions = providers.Singleton(session_factory, engine)
     uow_factory = providers.Singleton(_uow_factory, sessions)
@@ -172,6 +173,7 @@ class Container(containers.DeclarativeContainer):
         pool_size=2,
         max_overflow=2,
         statement_timeout_ms=settings.provided.db_statement_timeout_ms,
+        ping_idle_s=settings.provided.db_pool_ping_idle_s,
     )
 
     # -- broker ---------------------------------------------------------------------

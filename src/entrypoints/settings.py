@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     # how long an API request waits for a pooled connection before a 503 + Retry-After
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
+    # a pooled connection idle this long is pinged (SELECT 1) before use; 0: always
+    db_pool_ping_idle_s: float = Field(default=0.5, ge=0)
 
     # -- worker fleet -----------------------------------------------------------------
     celery_pool: CeleryPool | None = None  # default: solo (development), prefork (production)

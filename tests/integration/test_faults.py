@@ -180,16 +180,21 @@ async def test_pooled_connections_cut_by_a_postgres_restart_are_replaced_before_
     own_postgres: tuple[EmbeddedPostgres, AsyncEngine],
 ) -> None:
     """The API's pooled engine: after a restart every pooled connection is dead; the
-    checkout ping finds that and the pool connects again, so no request fails."""
+    checkout ping finds that and the pool connects again, so no request fails. A
+    connection is pinged once it has been idle for the window, and a restart takes
+    longer than the window: every connection it cut has been idle that long."""
     pg, _ = own_postgres
-    engine = create_engine(pg.url, pool_size=2, max_overflow=0)
+    window = 0.2
+    engine = create_engine(pg.url, pool_size=2, max_overflow=0, ping_idle_s=window)
     try:
         async with engine.connect() as first, engine.connect() as second:
             before = {
                 (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
                 for conn in (first, second)
             }
+        returned = time.monotonic()
         pg.restart()
+        assert time.monotonic() - returned > window  # what the window relies on
         for _ in range(4):  # more checkouts than the pool holds connections
             async with engine.connect() as conn:
                 pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -46,8 +47,12 @@ def create_engine(
     statement_timeout_ms: int = 30_000,
     pool_timeout_s: float = 30.0,
     pooled: bool = True,
+    ping_idle_s: float = 0.5,
 ) -> AsyncEngine:
-    """An engine per process (API) or per task (worker: the seed's pattern, disposed in finally)."""
+    """An engine per process (API) or per task (worker: the seed's pattern, disposed in finally).
+
+    A pooled connection idle for ``ping_idle_s`` or longer is pinged before use (0:
+    before every use)."""
     server_settings = {
         "application_name": application_name,
         "jit": "off",  # short OLTP statements; JIT only adds latency here
@@ -70,33 +75,50 @@ def create_engine(
         kwargs["poolclass"] = NullPool
     engine = create_async_engine(async_url(url), **kwargs)
     if pooled:
-        _ping_on_checkout(engine)
+        _ping_on_checkout(engine, ping_idle_s)
     return engine
 
 
 _FRESH = "cogep_fresh"
+_RETURNED = "cogep_returned"
 
 
-def _ping_on_checkout(engine: AsyncEngine) -> None:
-    """Pessimistic disconnect handling in one round trip per checkout.
+def _ping_on_checkout(engine: AsyncEngine, idle_s: float) -> None:
+    """Pessimistic disconnect handling in one round trip per checkout of a connection
+    that has been idle.
 
     SQLAlchemy's ``pool_pre_ping`` on asyncpg wraps its ping in BEGIN / ROLLBACK (for
     PgBouncer's transaction mode): three round trips before every request's first
     statement. A simple-protocol ``SELECT 1`` is one, prepares no statement (safe
     behind PgBouncer too) and fails on a connection the server has dropped; the pool
     then replaces the connection and tries again (``DisconnectionError``). A
-    connection made for this checkout is not pinged: it has just answered."""
+    connection made for this checkout is not pinged: it has just answered.
+
+    Nor is one that came back less than ``idle_s`` ago (HikariCP's "alive bypass
+    window", 500 ms there too): under load every connection comes back within
+    milliseconds, and the ping was a round trip per request, ~6% of the API's CPU per
+    upload (decision 0008). A server restart takes longer than the window, so what it
+    cut is still pinged and replaced; a single connection killed inside the window
+    fails its request (503, retry), and the pool then replaces the connections it
+    held (SQLAlchemy invalidates the pool on a disconnect error)."""
     pool = engine.sync_engine.pool
 
     @event.listens_for(pool, "connect")
     def _connected(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info[_FRESH] = True
 
+    @event.listens_for(pool, "checkin")
+    def _returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_RETURNED] = time.monotonic()
+
     @event.listens_for(pool, "checkout")
     def _ping(
         dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
     ) -> None:
         if record.info.pop(_FRESH, False):
+            return
+        returned = record.info.get(_RETURNED)
+        if returned is not None and time.monotonic() - returned < idle_s:
             return
         driver = record.driver_connection
         if driver is None:  # invalidated: the pool connects again
