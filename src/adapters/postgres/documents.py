@@ -8,13 +8,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import (
-    Integer,
-    String,
-    Text,
-    Uuid,
     bindparam,
-    column,
     delete,
     func,
     insert,
@@ -24,7 +20,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,29 +96,16 @@ _LATEST_VERSION = (
     .limit(1)
 )
 # an upload's lock, lookups and inserts in one round trip (migration 0012)
-_SUBMIT = (
-    text(
-        """
-        SELECT outcome, document_id, version, metadata FROM ai.submit_document(
-            :id, :collection, :filename, :content_type, :size_bytes, :sha256,
-            :metadata, :source_key, :key_origin, :batch, :created_at, :data,
-            :job_id, :job_stage, :job_max_attempts, :job_next_attempt_at, :job_kind,
-            :inherit_except
-        )
-        """
-    )
-    .bindparams(
-        bindparam("metadata", type_=JSONB),
-        bindparam("data", type_=contents.c.data.type),
-        bindparam("inherit_except", type_=ARRAY(Text)),
-    )
-    .columns(
-        column("outcome", String),
-        column("document_id", Uuid),
-        column("version", Integer),
-        column("metadata", JSONB),
-    )
+# The upload's one statement, in the driver's own parameter style: no compilation and
+# no per-parameter processing on SQLAlchemy's side (measured ~25 us of API CPU an
+# upload, decision 0008), while errors, transactions and disconnects still go
+# through SQLAlchemy. JSON crosses as text in both directions.
+_SUBMIT = """
+SELECT outcome, document_id, version, metadata::text FROM ai.submit_document(
+    $1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+    $17, $18
 )
+"""
 _MERGE_METADATA = (
     update(documents)
     .where(documents.c.id == bindparam("document_id"))
@@ -214,22 +197,23 @@ class SqlAlchemyDocumentRepository:
     ) -> Submission:
         if job.status is not IngestionStatus.PENDING or job.document_id != document.id:
             raise ValueError("an upload's job is a new PENDING job of its document")
-        params = {
-            **_new_document(document),
-            "data": content,
-            "job_id": job.id,
-            "job_stage": job.stage.value,
-            "job_max_attempts": job.max_attempts,
-            "job_next_attempt_at": job.next_attempt_at,
-            "job_kind": job.kind.value,
-            "inherit_except": sorted(inherit_except) if inherit_except is not None else None,
-        }
-        row = (await self.session.execute(_SUBMIT, params)).one()
+        d = document
+        params = (
+            *(d.id, d.collection, d.filename, d.content_type.value, d.size_bytes, d.sha256),
+            orjson.dumps(d.metadata).decode(),
+            *(d.source_key, d.key_origin.value, d.batch, d.created_at, content),
+            *(job.id, job.stage.value, job.max_attempts, job.next_attempt_at, job.kind.value),
+            sorted(inherit_except) if inherit_except is not None else None,
+        )
+        conn = await self.session.connection()
+        outcome, document_id, version, metadata = tuple(
+            (await conn.exec_driver_sql(_SUBMIT, params)).one()
+        )
         return Submission(
-            SubmitOutcome(row.outcome),
-            row.document_id,
-            row.version,
-            dict(row.metadata) if row.metadata is not None else None,
+            SubmitOutcome(outcome),
+            document_id,
+            version,
+            orjson.loads(metadata) if metadata is not None else None,
         )
 
     async def save_versions(self, docs: Sequence[Document]) -> None:
