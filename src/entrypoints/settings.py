@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     # how long an API request waits for a pooled connection before a 503 + Retry-After
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
     # a pooled connection idle this long is pinged (SELECT 1) before use; 0: always
-    db_pool_ping_idle_s: float = Field(default=0.5, ge=0)
+    db_pool_ping_idle_s: float = Field(default=0.1, ge=0)
 
     # -- worker fleet -----------------------------------------------------------------
     celery_pool: CeleryPool | None = None  # default: solo (development), prefork (production)

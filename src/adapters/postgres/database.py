@@ -47,7 +47,7 @@ def create_engine(
     statement_timeout_ms: int = 30_000,
     pool_timeout_s: float = 30.0,
     pooled: bool = True,
-    ping_idle_s: float = 0.5,
+    ping_idle_s: float = 0.1,
 ) -> AsyncEngine:
     """An engine per process (API) or per task (worker: the seed's pattern, disposed in finally).
 
@@ -95,12 +95,13 @@ def _ping_on_checkout(engine: AsyncEngine, idle_s: float) -> None:
     connection made for this checkout is not pinged: it has just answered.
 
     Nor is one that came back less than ``idle_s`` ago (HikariCP's "alive bypass
-    window", 500 ms there too): under load every connection comes back within
-    milliseconds, and the ping was a round trip per request, ~6% of the API's CPU per
-    upload (decision 0008). A server restart takes longer than the window, so what it
-    cut is still pinged and replaced; a single connection killed inside the window
-    fails its request (503, retry), and the pool then replaces the connections it
-    held (SQLAlchemy invalidates the pool on a disconnect error)."""
+    window"; 500 ms there, 100 ms here): under load every connection comes back within
+    tens of milliseconds, and the ping was a round trip per request, ~6% of the API's
+    CPU per upload (decision 0008). A server restart takes longer than the window (the
+    smallest embedded server: ~0.25 s), so what it cut is still pinged and replaced; a
+    single connection killed inside the window fails its request (503, retry), and the
+    pool then replaces the connections it held (SQLAlchemy invalidates the pool on a
+    disconnect error)."""
     pool = engine.sync_engine.pool
 
     @event.listens_for(pool, "connect")
