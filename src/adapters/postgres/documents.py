@@ -118,7 +118,9 @@ _MERGE_METADATA = (
 
 
 def _new_document(document: Document) -> dict[str, Any]:
-    """The columns an upload writes, as both insert paths bind them."""
+    """The columns an upload writes, as both insert paths bind them (in
+    ``ai.submit_document``'s parameter order: the upload's statement passes them by
+    position)."""
     return {
         "id": document.id,
         "collection": document.collection,
@@ -197,11 +199,11 @@ class SqlAlchemyDocumentRepository:
     ) -> Submission:
         if job.status is not IngestionStatus.PENDING or job.document_id != document.id:
             raise ValueError("an upload's job is a new PENDING job of its document")
-        d = document
+        columns = _new_document(document)
+        columns["metadata"] = orjson.dumps(document.metadata).decode()  # $7::text::jsonb
         params = (
-            *(d.id, d.collection, d.filename, d.content_type.value, d.size_bytes, d.sha256),
-            orjson.dumps(d.metadata).decode(),
-            *(d.source_key, d.key_origin.value, d.batch, d.created_at, content),
+            *columns.values(),
+            content,
             *(job.id, job.stage.value, job.max_attempts, job.next_attempt_at, job.kind.value),
             sorted(inherit_except) if inherit_except is not None else None,
         )
